@@ -1,0 +1,236 @@
+"""Training: SGD with momentum on the paper's piecewise-constant schedules, resumable.
+
+``train(model, data, cfg, checkpoint=path)`` runs ``cfg.epochs`` epochs, evaluates on the test
+split, calls per-epoch callbacks (which may add metrics to the epoch's record), and saves a
+checkpoint atomically after every epoch. Started again with the same path, it resumes from
+the last completed epoch and ends with the same weights as an uninterrupted run (batches and
+augmentation draws depend only on the seed and the epoch number).
+
+On CUDA the step runs in bf16 autocast with channels_last tensors (BatchNorm stays float32);
+on the CPU it runs in float32 and, with the same seed, bit-reproducibly. Loss and accuracy are
+accumulated on the device and read once per epoch: no host synchronisation inside the loop.
+
+A non-finite training loss stops the run cleanly: the record says ``diverged`` with the epoch,
+and the checkpoint keeps the last finite weights.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import Dataset, Loader
+
+# (epochs, base lr, ((epoch, lr), ...)) per architecture family: PAPER.md section 4.
+PAPER_SCHEDULES = {
+    "single-representation": (200, 0.1, ((40, 0.02), (60, 0.004), (80, 0.0008))),
+    "avg-pooling": (100, 0.1, ((40, 0.02), (60, 0.004), (80, 0.0008))),
+    "resnet": (300, 0.1, ((80, 0.01), (120, 0.001), (200, 0.00001), (240, 0.000011))),
+    "wide": (100, 0.1, ((60, 0.02),)),
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Piecewise-constant learning rate: ``lr`` until the first milestone, then each milestone's."""
+
+    epochs: int
+    lr: float
+    milestones: tuple[tuple[int, float], ...] = ()
+
+    def lr_at(self, epoch: int) -> float:
+        lr = self.lr
+        for start, value in self.milestones:
+            if epoch >= start:
+                lr = value
+        return lr
+
+    def scaled(self, epochs: int) -> "Schedule":
+        """The same schedule compressed (or stretched) to ``epochs``, milestones at the same fractions."""
+        ms = tuple((max(1, round(e * epochs / self.epochs)), lr) for e, lr in self.milestones)
+        return Schedule(epochs, self.lr, ms)
+
+
+def paper_schedule(arch: str) -> Schedule:
+    """The schedule PAPER.md gives for ``arch`` (all ResNet-(6n+2) variants use ResNet-110's)."""
+    family = arch if arch in PAPER_SCHEDULES else "resnet" if arch.startswith("resnet") else None
+    if family is None:
+        raise ValueError(f"no paper schedule for {arch!r}")
+    epochs, lr, ms = PAPER_SCHEDULES[family]
+    return Schedule(epochs, lr, ms)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that changes the trained weights (besides the model and the data)."""
+
+    schedule: Schedule
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 0
+    eval_batch_size: int = 1000
+    compile: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return self.schedule.epochs
+
+
+@dataclass
+class History:
+    """One record per completed epoch (``epoch``, ``lr``, ``train_loss``, ``train_acc``,
+    ``test_loss``, ``test_acc`` and whatever callbacks add), and ``diverged`` (epoch or None)."""
+
+    records: list[dict] = field(default_factory=list)
+    diverged: int | None = None
+
+    def column(self, key: str) -> list:
+        return [r[key] for r in self.records]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read back."""
+
+
+Callback = Callable[[int, nn.Module, dict], None]
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; a damaged file raises ``CheckpointError``."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a refine_utils checkpoint "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); delete it to retrain") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a refine_utils checkpoint (no 'model' entry)")
+    return state
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Loader) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``loader``."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), device=loader.device, dtype=torch.long)
+    with _autocast(loader.device):
+        for x, y in loader:
+            logits = model(x).float()
+            loss += nn.functional.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    n = len(loader.labels)
+    return loss.item() / n, correct.item() / n
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None = None,
+          checkpoint: str | os.PathLike | None = None, callbacks: tuple[Callback, ...] = (),
+          progress: bool = True, meta: dict | None = None) -> History:
+    """Train ``model`` on ``data.train`` as ``cfg`` says, resuming from ``checkpoint`` if it exists.
+
+    Args:
+        device: "cuda" or "cpu" (default: CUDA when available).
+        checkpoint: file written after every epoch and read on start.
+        callbacks: ``cb(epoch, model, record)`` after each epoch's evaluation; a callback adds
+            its metrics to ``record`` (a dict), which is stored in the history.
+        progress: show a tqdm progress bar over epochs.
+        meta: extra JSON-able facts stored in the checkpoint (e.g. the run's spec).
+    """
+    dev = torch.device(device or default_device())
+    cuda = dev.type == "cuda"
+    torch.manual_seed(cfg.seed)
+    model.to(dev)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    decay, no_decay = _param_groups(model)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                          lr=cfg.schedule.lr, momentum=cfg.momentum)
+    history, start = History(), 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location=dev)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history = History(state["history"]["records"], state["history"]["diverged"])
+        start = len(history.records)
+    train_loader = Loader(data.train, data.mean, data.std, cfg.batch_size, True, dev, cfg.seed, channels_last=cuda)
+    test_loader = Loader(data.test, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=cuda)
+    step = torch.compile(model) if cfg.compile else model
+
+    bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not progress, initial=start, total=cfg.epochs)
+    for epoch in bar:
+        if history.diverged is not None:
+            break
+        lr = cfg.schedule.lr_at(epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        train_loader.set_epoch(epoch)
+        model.train()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        for x, y in train_loader:
+            with _autocast(dev):
+                logits = step(x).float()
+                loss = nn.functional.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+        n = len(train_loader.labels)
+        train_loss, train_acc = loss_sum.item() / n, correct.item() / n  # the epoch's one sync
+        if not math.isfinite(train_loss):
+            history.diverged = epoch
+            bar.write(f"diverged at epoch {epoch}: training loss {train_loss}; keeping the last finite weights")
+            if checkpoint is not None and Path(checkpoint).exists():
+                state = load_checkpoint(checkpoint, map_location=dev)
+                model.load_state_dict(state["model"])
+                state["history"] = asdict(history)
+                save_checkpoint(checkpoint, state)
+            break
+        test_loss, test_acc = evaluate(model, test_loader)
+        record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
+        for cb in callbacks:
+            cb(epoch, model, record)
+        history.records.append(record)
+        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.3f}")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, dict(model=model.state_dict(), optimizer=opt.state_dict(),
+                                             history=asdict(history), meta=meta or {}))
+    bar.close()
+    model.eval()
+    return history
+
+
+def _param_groups(model: nn.Module) -> tuple[list, list]:
+    """Weight decay on convolution and linear weights only, not on biases or BatchNorm."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():  # each shared Parameter once
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return decay, no_decay
