@@ -1,0 +1,50 @@
+import sys
+
+import cloudpickle
+import pytest
+import torch
+
+from refine_utils import data, models, sweep, train
+
+
+def train_tiny(seed: int) -> float:
+    """A whole (tiny) training run, as a sweep worker sees it: build, train, report."""
+    ds = data.load("digits")
+    ds.train = data.Split(ds.train.images[:128], ds.train.labels[:128])
+    ds.test = data.Split(ds.test.images[:64], ds.test.labels[:64])
+    torch.manual_seed(seed)
+    model = models.build("resnet32", width=0.125)
+    h = train.train(model, ds, train.TrainConfig(schedule=train.Schedule(1, 0.05), batch_size=64, seed=seed),
+                    device="cpu", progress=False)
+    return h.records[-1]["train_loss"]
+
+
+def fail_on_two(x: int) -> int:
+    if x == 2:
+        raise ValueError("two")
+    return x
+
+
+# Workers unpickle the function; send this test module's functions by value (they are not importable there).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def test_sequential_is_a_plain_map():
+    assert sweep.run(lambda x: x * x, [1, 2, 3]) == [1, 4, 9]
+
+
+def test_local_submitit_sweep_matches_in_process(tmp_path):
+    seeds = [0, 1]
+    local = sweep.run(train_tiny, seeds, executor="local", folder=tmp_path, timeout_min=10)
+    assert local == sweep.run(train_tiny, seeds)  # same numbers in worker processes: seeds everywhere
+    assert local[0] != local[1]
+
+
+def test_failed_runs_are_named_with_their_logs(tmp_path):
+    with pytest.raises(sweep.SweepError, match=r"1 of 3 runs failed:\n2: job .* log: "):
+        sweep.run(fail_on_two, [1, 2, 3], executor="local", folder=tmp_path, timeout_min=5)
+
+
+def test_unknown_executor():
+    with pytest.raises(ValueError, match="sequential, local, slurm"):
+        sweep.run(abs, [1], executor="kubernetes")
