@@ -281,7 +281,10 @@ def _trace(model: nn.Module, images: Tensor, labels: Tensor) -> _Trace:
             s, f = block.skip(h), block.branch(h)
             u = s + f  # u_i, as Block.forward computes it
             h = _post(model, i, u)
-            ss.append(s), fs.append(f), us.append(u), hs.append(h)
+            ss.append(s)
+            fs.append(f)
+            us.append(u)
+            hs.append(h)
         losses = cross_entropy(model.head(h).float(), labels, reduction="none")  # (B,)
         grads = torch.autograd.grad(losses.sum(), hs[:n] + us)
     hs, fs, ss = ([t.detach() for t in ts] for ts in (hs, fs, ss))
@@ -320,12 +323,13 @@ def split_block_stats(model: nn.Module, data: Dataset, split: str = "test", batc
     """``block_stats`` over a split, reduced to per-block means and standard deviations (Fig. 2, 4)."""
     loader = _loader(model, data, split, batch_size, device, max_examples)
     n_blocks = len(model.blocks)
-    sums = torch.zeros(4, n_blocks, dtype=torch.float64)  # sum cos, sum cos^2, sum ratio, sum ratio^2
+    sums = torch.zeros(4, n_blocks, dtype=torch.float64, device=loader.device)  # cos, cos^2, ratio, ratio^2
     for x, y in loader:
         s = block_stats(model, x, y)
-        c, r = s.cos.double().cpu(), s.ratio.double().cpu()
+        c, r = s.cos.double(), s.ratio.double()
         sums += torch.stack([c.sum(1), (c * c).sum(1), r.sum(1), (r * r).sum(1)])
     n = len(loader.labels)
+    sums = sums.cpu()  # the one read-back
     mean_c, mean_r = sums[0] / n, sums[2] / n
     std = lambda sq, m: (sq / n - m * m).clamp_min(0).sqrt().tolist()
     return SplitBlockStats(mean_c.tolist(), std(sums[1], mean_c), mean_r.tolist(), std(sums[3], mean_r),
@@ -370,15 +374,16 @@ def drop_one(model: nn.Module, data: Dataset, split: str = "test", batch_size: i
     """Accuracy with each identity block removed, all else unchanged (Fig. 3)."""
     loader = _loader(model, data, split, batch_size, device, max_examples)
     n_blocks = len(model.blocks)
-    correct = torch.zeros(n_blocks + 1, dtype=torch.float64)  # [n_blocks]: the whole network
-    loss = torch.zeros(n_blocks + 1, dtype=torch.float64)
+    correct = torch.zeros(n_blocks + 1, dtype=torch.float64, device=loader.device)  # [n_blocks]: whole network
+    loss = torch.zeros(n_blocks + 1, dtype=torch.float64, device=loader.device)
     with _probing(model):
         for x, y in loader:
             full, dropped = _drop_one_batch(model, x)
             for i, logits in [*dropped.items(), (n_blocks, full)]:
-                correct[i] += (logits.argmax(1) == y).sum().item()
-                loss[i] += cross_entropy(logits.float(), y, reduction="sum").item()
+                correct[i] += (logits.argmax(1) == y).sum()
+                loss[i] += cross_entropy(logits.float(), y, reduction="sum")
     n = len(loader.labels)
+    correct, loss = correct.cpu(), loss.cpu()
     ident = _identity(model)
     pick = lambda v: [v[i].item() / n if ident[i] else None for i in range(n_blocks)]
     return DropOne(correct[-1].item() / n, loss[-1].item() / n, pick(correct), pick(loss), n)
@@ -400,16 +405,16 @@ def intermediate_accuracy(model: nn.Module, data: Dataset, split: str = "test", 
     if bad:
         raise ValueError(f"the head cannot read the output of blocks {bad} (a projection block follows them)")
     loader = _loader(model, data, split, batch_size, device, max_examples)
-    correct = torch.zeros(len(blocks), dtype=torch.float64)
-    loss = torch.zeros(len(blocks), dtype=torch.float64)
+    correct = torch.zeros(len(blocks), dtype=torch.float64, device=loader.device)
+    loss = torch.zeros(len(blocks), dtype=torch.float64, device=loader.device)
     with _probing(model):
         for x, y in loader:
             h = model.run(model.stem(x), 0, blocks[0])
             for k, i in enumerate(blocks):
                 h = model.run(h, i, i + 1)
                 logits = model.head(h).float()
-                correct[k] += (logits.argmax(1) == y).sum().item()
-                loss[k] += cross_entropy(logits, y, reduction="sum").item()
+                correct[k] += (logits.argmax(1) == y).sum()
+                loss[k] += cross_entropy(logits, y, reduction="sum")
     n = len(loader.labels)
     return Intermediate(blocks, (correct / n).tolist(), (loss / n).tolist(), n)
 
@@ -448,15 +453,15 @@ def borderline_groups(probs: Tensor, labels: Tensor, margin: float = paper.BORDE
 class _GroupMeter:
     """Sums of loss, accuracy and entropy per group and per state; groups fixed per example."""
 
-    def __init__(self, n_states: int):
-        self.sums = torch.zeros(len(GROUPS), len(METRICS), n_states, dtype=torch.float64)
-        self.sizes = torch.zeros(len(GROUPS), dtype=torch.float64)
+    def __init__(self, n_states: int, device: torch.device):
+        self.sums = torch.zeros(len(GROUPS), len(METRICS), n_states, dtype=torch.float64, device=device)
+        self.sizes = torch.zeros(len(GROUPS), dtype=torch.float64, device=device)
 
     def groups(self, logits: Tensor, labels: Tensor, margin: float) -> Tensor:
         """Fix the groups of a batch at these logits: (B, classes) -> (3, B) bool, in ``GROUPS`` order."""
         border, correct = borderline_groups(torch.softmax(logits.float(), 1), labels, margin)
         masks = torch.stack([border, correct, torch.ones_like(border)])
-        self.sizes += masks.sum(1).double().cpu()
+        self.sizes += masks.sum(1).double()
         return masks
 
     def add(self, state: int, logits: Tensor, labels: Tensor, masks: Tensor) -> None:
@@ -464,15 +469,14 @@ class _GroupMeter:
         values = torch.stack([-logp.gather(1, labels[:, None]).squeeze(1),  # loss
                               (logits.argmax(1) == labels).float(),  # accuracy
                               -(logp.exp() * logp).sum(1)])  # entropy, nats: (3, B)
-        self.sums[:, :, state] += (masks.double() @ values.double().T).cpu()  # (groups, metrics)
+        self.sums[:, :, state] += masks.double() @ values.double().T  # (groups, metrics)
 
     def result(self) -> tuple[dict, dict]:
-        groups = {}
-        for g, name in enumerate(GROUPS):
-            size = self.sizes[g].item()
-            groups[name] = {m: [v / size if size else None for v in self.sums[g, k].tolist()]
-                            for k, m in enumerate(METRICS)}
-        return groups, {name: int(self.sizes[g].item()) for g, name in enumerate(GROUPS)}
+        """``groups[group][metric]`` per state (None for an empty group), and the group sizes."""
+        sums, sizes = self.sums.cpu(), self.sizes.cpu().tolist()
+        groups = {name: {m: [v / sizes[g] if sizes[g] else None for v in sums[g, k].tolist()]
+                         for k, m in enumerate(METRICS)} for g, name in enumerate(GROUPS)}
+        return groups, {name: int(sizes[g]) for g, name in enumerate(GROUPS)}
 
 
 @torch.no_grad()
@@ -492,7 +496,7 @@ def borderline(model: nn.Module, data: Dataset, split: str = "test", last: int =
                          f"has {n - next(j for j in range(n + 1) if _readable(model, j))} blocks")
     loader = _loader(model, data, split, batch_size, device, max_examples)
     states = list(range(n - last, n + 1))
-    meter = _GroupMeter(len(states))
+    meter = _GroupMeter(len(states), loader.device)
     with _probing(model):
         for x, y in loader:
             h = model.run(model.stem(x), 0, states[0])
@@ -552,20 +556,20 @@ def unroll(model: nn.Module, data: Dataset, split: str = "test", steps: int = pa
     if not model.blocks[-1].identity:
         raise ValueError("the last block projects; only an identity block can be unrolled")
     loader = _loader(model, data, split, batch_size, device, max_examples)
-    meter = _GroupMeter(steps + 1)
-    cos = torch.zeros(steps + 1, dtype=torch.float64)
-    ratio = torch.zeros(steps + 1, dtype=torch.float64)
+    meter = _GroupMeter(steps + 1, loader.device)
+    cos = torch.zeros(steps + 1, dtype=torch.float64, device=loader.device)
+    ratio = torch.zeros(steps + 1, dtype=torch.float64, device=loader.device)
     with _probing(model):
         for x, y in loader:
             masks = None
             for k, (logits, c, r) in enumerate(_unroll_steps(model, x, y, steps, scale)):
                 masks = meter.groups(logits, y, margin) if k == 0 else masks
                 meter.add(k, logits, y, masks)
-                cos[k] += c.double().sum().item()
-                ratio[k] += r.double().sum().item()
+                cos[k] += c.double().sum()
+                ratio[k] += r.double().sum()
     n = len(loader.labels)
     groups, sizes = meter.result()
-    return Unroll(steps, scale, margin, groups, sizes, (cos / n).tolist(), (ratio / n).tolist())
+    return Unroll(steps, scale, margin, groups, sizes, (cos / n).cpu().tolist(), (ratio / n).cpu().tolist())
 
 
 # ----------------------------------------------------------------------------- 6. diagnostics
@@ -585,14 +589,13 @@ def gradient_norm_ratio(model: nn.Module, images: Tensor, labels: Tensor, batch_
 def activation_norms(model: nn.Module, images: Tensor, batch_stats: bool = False) -> list[float]:
     """Mean per-example l2 norm of every hidden state ``h_0..h_n`` (``n + 1`` values; Fig. 8, 9)."""
     _check_batch(images)
-    norms = []
     with _probing(model, batch_stats):
         h = model.stem(images)
-        norms.append(_norms(h).mean().item())
+        norms = [_norms(h).mean()]
         for i in range(len(model.blocks)):
             h = model.run(h, i, i + 1)
-            norms.append(_norms(h).mean().item())
-    return norms
+            norms.append(_norms(h).mean())
+    return torch.stack(norms).tolist()
 
 
 def diagnostics_callback(images: Tensor, labels: Tensor, batch_stats: bool = False
@@ -625,7 +628,7 @@ def first_order(model: nn.Module, data: Dataset, split: str = "test", batch_size
     loader = _loader(model, data, split, batch_size, device, max_examples)
     n_blocks = len(model.blocks)
     ident = _identity(model)
-    sums = torch.zeros(4, n_blocks, dtype=torch.float64)  # actual, predicted, predicted_output, predicted_taylor
+    sums = torch.zeros(4, n_blocks, dtype=torch.float64, device=loader.device)  # the four FirstOrder rows
     with _probing(model):
         for x, y in loader:
             t = _trace(model, x, y)
@@ -637,7 +640,7 @@ def first_order(model: nn.Module, data: Dataset, split: str = "test", batch_size
                     grad, = torch.autograd.grad(skipped.sum(), s)
                 g_paper = t.grad_in[i] if ident[i] else t.grad_out[i]
                 rows = [t.losses - skipped.detach(), _dots(f, g_paper), _dots(f, t.grad_out[i]), _dots(f, grad)]
-                sums[:, i] += torch.stack(rows).double().sum(1).cpu()
+                sums[:, i] += torch.stack(rows).double().sum(1)
     n = len(loader.labels)
-    actual, pred, pred_out, taylor = (sums / n).tolist()
+    actual, pred, pred_out, taylor = (sums / n).cpu().tolist()
     return FirstOrder(ident, actual, pred, pred_out, taylor, n)

@@ -88,6 +88,7 @@ def test_every_gradient_equals_a_separate_per_example_autograd(arch):
     x, y = batch()
     trace = probes._trace(model, x, y)
     stats = probes.block_stats(model, x, y)
+    assert all(p.grad is None for p in model.parameters())  # only hidden states were differentiated
     assert stats.cos.shape == stats.ratio.shape == (len(model.blocks), len(x))
     assert stats.identity == [b.identity for b in model.blocks]
     assert (not all(stats.identity)) == (arch != "avg-pooling")
