@@ -459,3 +459,17 @@ def test_bad_inputs_are_named(ds):
         probes.block_stats(model, torch.zeros(2, 3, 32), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="labels"):
         probes.block_stats(model, torch.zeros(2, 3, 32, 32), torch.zeros(3, dtype=torch.long))
+
+
+def test_callbacks_record_plain_values_during_training(ds, tmp_path):
+    torch.manual_seed(0)
+    model = models.resnet(3, width=0.25)
+    x, y = batch(8)
+    cfg = train.TrainConfig(schedule=train.Schedule(1, 0.05), batch_size=128)
+    history = train.train(model, ds, cfg, checkpoint=tmp_path / "run.pt", progress=False, callbacks=(
+        probes.intermediate_accuracy_callback(ds, max_examples=40), probes.diagnostics_callback(x, y)))
+    record = history.records[0]
+    assert len(record["intermediate_acc"]) == 3 and len(record["act_norms"]) == len(model.blocks) + 1
+    assert record["grad_ratio"] > 0
+    saved = train.load_checkpoint(tmp_path / "run.pt")["history"]["records"][0]
+    assert json.loads(json.dumps(saved))["intermediate_acc"] == record["intermediate_acc"]
