@@ -26,6 +26,7 @@ fraction of its dense bf16 peak.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import itertools
 import json
@@ -99,6 +100,7 @@ def synthetic_cifar(n: int = N_IMAGES, seed: int = 0) -> tuple[np.ndarray, np.nd
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
 
 
+@functools.lru_cache(maxsize=None)
 def flops_per_image(arch: str, width: float) -> float:
     """FLOPs of one training step per image: convolutions and the linear layer, forward and backward."""
     from torch.utils.flop_counter import FlopCounterMode
