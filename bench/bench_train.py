@@ -259,6 +259,7 @@ def measure_arch(arch: str, cfg: BenchConfig, images: np.ndarray, labels: np.nda
                ratio=round(med[ours_key] / med["ref"], 3), compiled=ours_key == "ours_compiled",
                flops_per_img=flops, ours_tflops=round(flops * med[ours_key] / 1e12, 3),
                ref_tflops=round(flops * med["ref"] / 1e12, 3),
+               ratio_rounds=[round(o / r, 3) for o, r in zip(rates[ours_key], rates["ref"])],  # paired by round
                rounds={name: [round(v, 1) for v in vs] for name, vs in rates.items()},
                warmup_s={name: round(v, 1) for name, v in warm_s.items()})
     if "ours_compiled" in med and ours_key == "ours":
@@ -268,8 +269,10 @@ def measure_arch(arch: str, cfg: BenchConfig, images: np.ndarray, labels: np.nda
     if peak:
         best = max(med[k] for k in med if k != "ref")
         row["peak_frac"] = round(flops * best / peak, 4)
+    spread = row["ratio_rounds"]
     log(f"{arch:>22} w={width:<6g} " + "  ".join(f"{k} {v:9.1f} img/s" for k, v in med.items())
-        + f"  ratio {row['ratio']:.2f}" + (f" (compiled {row['ratio_compiled']:.2f})" if "ratio_compiled" in row else "")
+        + f"  ratio {row['ratio']:.2f} (rounds {min(spread):.2f}-{max(spread):.2f})"
+        + (f" (compiled {row['ratio_compiled']:.2f})" if "ratio_compiled" in row else "")
         + f"  {row['ours_tflops']:.2f} TFLOP/s")
     return row
 
@@ -348,8 +351,8 @@ def append_run(path: Path, run: dict) -> None:
 def markdown_table(run: dict) -> str:
     """The run as the table of bench/README.md."""
     has_compiled = any("ratio_compiled" in r or r.get("compiled") for r in run["rows"])
-    head = "| architecture | width | ours (img/s) | reference (img/s) | ratio |"
-    sep = "| --- | --- | --- | --- | --- |"
+    head = "| architecture | width | ours (img/s) | reference (img/s) | ratio | ratio by round |"
+    sep = "| --- | --- | --- | --- | --- | --- |"
     if has_compiled:
         head += " ours compiled (img/s) | ratio compiled |"
         sep += " --- | --- |"
@@ -360,7 +363,9 @@ def markdown_table(run: dict) -> str:
         sep += " --- |"
     lines = [head, sep]
     for r in run["rows"]:
-        line = f"| {r['arch']} | {r['width']:g} | {r['ours_img_s']:,.1f} | {r['ref_img_s']:,.1f} | {r['ratio']:.2f}× |"
+        spread = r.get("ratio_rounds") or [r["ratio"]]
+        line = (f"| {r['arch']} | {r['width']:g} | {r['ours_img_s']:,.1f} | {r['ref_img_s']:,.1f} | {r['ratio']:.2f}× "
+                f"| {min(spread):.2f}–{max(spread):.2f} |")
         if has_compiled:
             c = r.get("ours_compiled_img_s")
             line += f" {c:,.1f} | {r['ratio_compiled']:.2f}× |" if c else " – | – |"

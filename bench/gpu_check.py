@@ -204,12 +204,42 @@ def summary(check: Check) -> None:
     check.save()
 
 
+def record_results(check_json: Path, results: Path, costs_out: Path) -> None:
+    """Back on the development machine: add a check's throughput run to ``results`` (with the
+    CIFAR run's outcome and the tests' counts), write GPU-hours to ``costs_out``, print the table."""
+    rec = json.loads(check_json.read_text())
+    if rec.get("dry"):
+        raise SystemExit(f"{check_json} is a dry run: its numbers mean nothing")
+    if "bench" not in rec:
+        raise SystemExit(f"{check_json} has no throughput table (parts: {rec.get('parts')})")
+    run = rec["bench"]
+    parts = rec["parts"]
+    run["gpu_check"] = dict(
+        tests={k: parts["tests"].get(k) for k in ("passed", "failures", "errors", "skipped", "failed")} if "tests" in parts else None,
+        cifar={k: parts["cifar"].get(k) for k in ("dataset", "epochs", "test_acc", "min_acc", "passed", "train_seconds")}
+        if "cifar" in parts else None,
+        elapsed_s=rec.get("elapsed_s"))
+    bt.append_run(results, run)
+    costs_out.write_text(json.dumps(cost_model.costs(run), indent=1) + "\n")
+    print(bt.markdown_table(run))
+    for line in bt.target_report(run):
+        print("target:", line)
+    print(f"appended to {results}; GPU-hours in {costs_out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="folder for gpu_check.json (the check itself)")
     p.add_argument("--dry", action="store_true", help="CPU, toy sizes: test the script itself")
     p.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for the whole check")
+    p.add_argument("--record", type=Path, metavar="GPU_CHECK_JSON",
+                   help="instead of checking: add this check's run to bench/results.json and write bench/costs.json")
     args = p.parse_args(argv)
+    if args.record:
+        record_results(args.record, ROOT / "bench" / "results.json", ROOT / "bench" / "costs.json")
+        return 0
+    if args.out is None:
+        p.error("--out is required (or --record)")
     if not args.dry and not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device (use --dry, or GPU_CHECK_DRY=1, to test the script on the CPU)")
     if args.dry:

@@ -9,9 +9,9 @@ augmentation draws depend only on the seed and the epoch number).
 The fast path is the only path. The data stay on the device as uint8 and are shuffled and
 augmented there (``data.Loader``); activations are channels_last; loss and accuracy are
 accumulated on the device and read once per epoch, so the step loop never waits for the host.
-On CUDA the step runs in bf16 autocast (BatchNorm's parameters, running statistics and batch
-statistics stay float32: autocast leaves them alone and cuDNN reduces in float32) with cuDNN's
-autotuner on; ``TrainConfig.compile`` adds ``torch.compile`` with CUDA graphs (CUDA only, ignored
+On CUDA the step runs in bf16 autocast (BatchNorm stays float32: autocast leaves its parameters
+and running statistics alone, and its kernels accumulate the batch statistics of a bf16 input
+in float32) with cuDNN's autotuner on; ``TrainConfig.compile`` adds ``torch.compile`` with CUDA graphs (CUDA only, ignored
 with a warning on the CPU). On the CPU the step runs in float32 and, with the same seed,
 bit-reproducibly; ``tests/test_fastpath.py`` checks it against a plain reference loop.
 
@@ -142,7 +142,8 @@ def prepare(model: nn.Module, device: torch.device, compile: bool = False) -> nn
     ``models.Block.skip`` for the one CPU kernel this needs to avoid). On CUDA, cuDNN's autotuner
     is switched on and, with ``compile``, the returned module is ``torch.compile(model)`` with
     CUDA graphs for full batches (it shares ``model``'s parameters). ``compile`` on the CPU is
-    ignored with a warning: compiling there costs minutes and the CPU path is the reference one.
+    ignored with a warning: compiling there costs minutes, and the CPU path is the one the tests
+    compare with a plain PyTorch loop.
     """
     model.to(device).to(memory_format=torch.channels_last)
     if device.type != "cuda":

@@ -89,7 +89,7 @@ def test_targets_are_reported_met_or_missed():
 
 def test_markdown_table_has_a_row_per_architecture():
     table = bt.markdown_table(fake_run())
-    assert table.count("\n") == 1 + 6 and "| resnet110 | 1 | 30,000.0 | 9,000.0 | 3.33× |" in table
+    assert table.count("\n") == 1 + 6 and "| resnet110 | 1 | 30,000.0 | 9,000.0 | 3.33× | 3.33–3.33 |" in table
 
 
 def test_costs_follow_from_throughput():
@@ -135,3 +135,42 @@ def test_toy_benchmark_runs_both_pipelines(tmp_path):
     bt.append_run(tmp_path / "r.json", run)
     bt.append_run(tmp_path / "r.json", run)
     assert len(json.loads((tmp_path / "r.json").read_text())["runs"]) == 2
+
+
+def test_gpu_check_record_adds_the_run_and_costs(tmp_path):
+    import gpu_check
+
+    check = dict(dry=False, elapsed_s=400.0, bench=fake_run(),
+                 parts=dict(tests=dict(status="ok", passed=9, failures=0, errors=0, skipped=0, failed=[]),
+                            cifar=dict(status="ok", dataset="cifar10-10k", epochs=30, test_acc=0.74, min_acc=0.6,
+                                       passed=True, train_seconds=41.0)))
+    src, results, cost_file = tmp_path / "gpu_check.json", tmp_path / "results.json", tmp_path / "costs.json"
+    src.write_text(json.dumps(check))
+    results.write_text(json.dumps({"runs": [fake_run("cpu", {"resnet110": (50.0, 40.0)})]}))
+    gpu_check.record_results(src, results, cost_file)
+    runs = json.loads(results.read_text())["runs"]
+    assert [r["device"] for r in runs] == ["cpu", "NVIDIA H100 80GB HBM3"]
+    assert runs[1]["gpu_check"]["cifar"]["test_acc"] == 0.74 and runs[1]["gpu_check"]["tests"]["passed"] == 9
+    assert json.loads(cost_file.read_text())["device"] == "NVIDIA H100 80GB HBM3"
+    src.write_text(json.dumps(check | dict(dry=True)))
+    with pytest.raises(SystemExit, match="dry run"):
+        gpu_check.record_results(src, results, cost_file)
+
+
+@pytest.mark.slow
+def test_gpu_check_script_runs_end_to_end_dry(tmp_path):
+    """bench/gpu_check.sh on the CPU at toy sizes: every part runs and lands in the JSON."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, GPU_CHECK_DRY="1", OUT=str(tmp_path), PYTHON=sys.executable, REFINE_DATA_DIR=str(tmp_path))
+    proc = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rec = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert rec["dry"] and set(rec["parts"]) == {"tests", "throughput", "cifar", "compiled", "costs"}
+    assert all(p["status"] == "ok" for p in rec["parts"].values()), rec["parts"]
+    assert [r["arch"] for r in rec["bench"]["rows"]] == list(bt.PAPER_ARCHS)
+    assert rec["parts"]["cifar"]["dataset"] == "digits"  # no CIFAR in an empty data folder: the offline set
+    assert (tmp_path / "gpu_check.log").read_text().count("===") >= 6
