@@ -2,9 +2,11 @@
 
 On the CPU, ``train.train`` (device-resident uint8 data, batched augmentation, channels_last,
 device-side loss accumulation) is compared step by step with a reference loop written here in
-plain PyTorch: float32 contiguous NCHW, each image padded, cropped and flipped on its own, the
-SGD update written out. Both start from the same weights and see the same batches and the same
-augmentation draws, taken from ``data.Loader``'s per-epoch generator.
+plain PyTorch: float32, each image padded, cropped and flipped on its own, the SGD update
+written out. Both start from the same weights and see the same batches and the same
+augmentation draws, taken from ``data.Loader``'s per-epoch generator. The reference runs in the
+fast path's memory layout (channels_last) so that the two trajectories differ by rounding
+alone; its first step is also checked in contiguous NCHW.
 
 The tests marked ``cuda`` check the CUDA path (bf16 autocast, channels_last, float32 BatchNorm,
 no host synchronisation in the step loop, compile, resume); they are skipped without a GPU and
