@@ -55,7 +55,11 @@ class Block(nn.Module):
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=True)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=True)
-        self.shortcut = None if (c_in == c_out and stride == 1) else nn.Conv2d(c_in, c_out, 1, stride=stride, bias=True)
+        # The projection P is a strided 1x1 convolution, computed as subsample-then-1x1 (the same
+        # numbers): torch 2.14.1's CPU backward of a strided 1x1 convolution on channels_last
+        # inputs corrupts the heap for 4-15 input channels (reduced widths) at some batch sizes.
+        self.stride = stride
+        self.shortcut = None if (c_in == c_out and stride == 1) else nn.Conv2d(c_in, c_out, 1, bias=True)
 
     @property
     def identity(self) -> bool:
@@ -68,8 +72,10 @@ class Block(nn.Module):
         return self.conv2(torch.relu(self.bn2(f)))
 
     def skip(self, h: torch.Tensor) -> torch.Tensor:
-        """The shortcut ``S(h)``: ``h`` itself, or its 1x1 projection ``P(h)``."""
-        return h if self.shortcut is None else self.shortcut(h)
+        """The shortcut ``S(h)``: ``h`` itself, or its strided 1x1 projection ``P(h)``."""
+        if self.shortcut is None:
+            return h
+        return self.shortcut(h[:, :, ::self.stride, ::self.stride])  # (B, c_in, H/s, W/s) -> (B, c_out, H/s, W/s)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.skip(h) + self.branch(h)

@@ -6,9 +6,14 @@ checkpoint atomically after every epoch. Started again with the same path, it re
 the last completed epoch and ends with the same weights as an uninterrupted run (batches and
 augmentation draws depend only on the seed and the epoch number).
 
-On CUDA the step runs in bf16 autocast with channels_last tensors (BatchNorm stays float32);
-on the CPU it runs in float32 and, with the same seed, bit-reproducibly. Loss and accuracy are
-accumulated on the device and read once per epoch: no host synchronisation inside the loop.
+The fast path is the only path. The data stay on the device as uint8 and are shuffled and
+augmented there (``data.Loader``); activations are channels_last; loss and accuracy are
+accumulated on the device and read once per epoch, so the step loop never waits for the host.
+On CUDA the step runs in bf16 autocast (BatchNorm stays float32: autocast leaves its parameters
+and running statistics alone, and its kernels accumulate the batch statistics of a bf16 input
+in float32) with cuDNN's autotuner on; ``TrainConfig.compile`` adds ``torch.compile`` with CUDA graphs (CUDA only, ignored
+with a warning on the CPU). On the CPU the step runs in float32 and, with the same seed,
+bit-reproducibly; ``tests/test_fastpath.py`` checks it against a plain reference loop.
 
 A non-finite training loss stops the run cleanly: the record says ``diverged`` with the epoch,
 and the checkpoint keeps the last finite weights.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,7 +84,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     eval_batch_size: int = 1000
-    compile: bool = False
+    compile: bool = False  # torch.compile the model (CUDA only; speed, not results)
 
     @property
     def epochs(self) -> int:
@@ -129,6 +135,47 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def prepare(model: nn.Module, device: torch.device, compile: bool = False) -> nn.Module:
+    """Move ``model`` to ``device`` in the fast layout and return the module to train with.
+
+    Both devices use channels_last (on the CPU oneDNN then skips its layout conversions; see
+    ``models.Block.skip`` for the one CPU kernel this needs to avoid). On CUDA, cuDNN's autotuner
+    is switched on and, with ``compile``, the returned module is ``torch.compile(model)`` with
+    CUDA graphs for full batches (it shares ``model``'s parameters). ``compile`` on the CPU is
+    ignored with a warning: compiling there costs minutes, and the CPU path is the one the tests
+    compare with a plain PyTorch loop.
+    """
+    model.to(device).to(memory_format=torch.channels_last)
+    if device.type != "cuda":
+        if compile:
+            warnings.warn("TrainConfig.compile is CUDA-only; training eagerly on the CPU", stacklevel=2)
+        return model
+    torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
+    return torch.compile(model, mode="reduce-overhead", dynamic=False) if compile else model
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with momentum; weight decay on convolution and linear weights only."""
+    decay, no_decay = _param_groups(model)
+    return torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.schedule.lr, momentum=cfg.momentum)
+
+
+def sgd_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step of ``net`` on the batch ``x`` (B, 3, 32, 32), ``y`` (B,).
+
+    Returns the batch's mean loss and its number of correct predictions as device tensors:
+    nothing here waits for the device.
+    """
+    with _autocast(x.device):
+        logits = net(x).float()  # (B, classes)
+        loss = nn.functional.cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Loader) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``loader``."""
@@ -152,7 +199,7 @@ def _autocast(device: torch.device):
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None = None,
           checkpoint: str | os.PathLike | None = None, callbacks: tuple[Callback, ...] = (),
-          progress: bool = True, meta: dict | None = None) -> History:
+          progress: bool = True, meta: dict | None = None, step_losses: list[float] | None = None) -> History:
     """Train ``model`` on ``data.train`` as ``cfg`` says, resuming from ``checkpoint`` if it exists.
 
     Args:
@@ -162,16 +209,13 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
             its metrics to ``record`` (a dict), which is stored in the history.
         progress: show a tqdm progress bar over epochs.
         meta: extra JSON-able facts stored in the checkpoint (e.g. the run's spec).
+        step_losses: if a list, every step's training loss is appended to it (read once per
+            epoch with the epoch's other numbers).
     """
     dev = torch.device(device or default_device())
-    cuda = dev.type == "cuda"
     torch.manual_seed(cfg.seed)
-    model.to(dev)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    decay, no_decay = _param_groups(model)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=cfg.schedule.lr, momentum=cfg.momentum)
+    fast = prepare(model, dev, cfg.compile)
+    opt = make_optimizer(model, cfg)
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=dev)
@@ -179,9 +223,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
         opt.load_state_dict(state["optimizer"])
         history = History(state["history"]["records"], state["history"]["diverged"])
         start = len(history.records)
-    train_loader = Loader(data.train, data.mean, data.std, cfg.batch_size, True, dev, cfg.seed, channels_last=cuda)
-    test_loader = Loader(data.test, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=cuda)
-    step = torch.compile(model) if cfg.compile else model
+    train_loader = Loader(data.train, data.mean, data.std, cfg.batch_size, True, dev, cfg.seed, channels_last=True)
+    test_loader = Loader(data.test, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=True)
+    compiled = fast is not model
 
     bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not progress, initial=start, total=cfg.epochs)
     for epoch in bar:
@@ -194,17 +238,20 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
         model.train()
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
+        losses = []
         for x, y in train_loader:
-            with _autocast(dev):
-                logits = step(x).float()
-                loss = nn.functional.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            full = len(y) == cfg.batch_size  # the compiled graph is for full batches; the last one runs eagerly
+            if compiled and full:
+                torch.compiler.cudagraph_mark_step_begin()
+            loss, hits = sgd_step(fast if full else model, opt, x, y)
+            loss_sum += loss * len(y)
+            correct += hits
+            if step_losses is not None:
+                losses.append(loss)
         n = len(train_loader.labels)
         train_loss, train_acc = loss_sum.item() / n, correct.item() / n  # the epoch's one sync
+        if step_losses is not None:
+            step_losses.extend(torch.stack(losses).tolist())
         if not math.isfinite(train_loss):
             history.diverged = epoch
             bar.write(f"diverged at epoch {epoch}: training loss {train_loss}; keeping the last finite weights")
