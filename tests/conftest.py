@@ -7,7 +7,15 @@ import torch
 
 from refine_utils import data
 
-SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+def _find_shared_cifar() -> Path:
+    """``shared/data/cifar10`` beside the checkout (CI) or beside any folder above it (worktrees)."""
+    for parent in Path(__file__).resolve().parents[1:]:
+        if (parent / "shared" / "data" / "cifar10" / "test.npz").exists():
+            return parent / "shared" / "data" / "cifar10"
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
+
+
+SHARED_CIFAR = _find_shared_cifar()
 
 
 def pytest_runtest_setup(item):
