@@ -269,7 +269,7 @@ def taylor(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) -
     panels = {}
     for arch in archs:
         runs = [c.result("first_order", arch, s, _probe("first_order"), split="test",
-                         max_examples=_examples(setting)) for s in setting.seeds]
+                         max_examples=setting.profile.taylor_examples) for s in setting.seeds]
         x = list(range(1, len(runs[0]["actual"]) + 1))
         panels[arch] = {"measured": Series(x, [r["actual"] for r in runs]),
                         "first-order": Series(x, [r["predicted"] for r in runs])}
