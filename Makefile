@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env clean
+.PHONY: book test env browser clean
 
 env: $(STAMP)
 
@@ -16,12 +16,27 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[book,test]"
 	touch $(STAMP)
 
+# Executes every notebook against the committed results/ of the published profile (no
+# training), with jupyter-cache, and fails on any notebook error (-W).
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going
-	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	@echo ""
+	@echo "The book is built. Open it (it works offline, from disk):"
+	@echo "    file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+# Unit tests, every notebook re-run from scratch at profile=smoke and checked by nbval, the
+# book build, and the built site checked in headless chromium.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium and chromedriver for the site's browser test, installed when missing;
+# where they cannot be installed the browser test is skipped and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "could not install chromium: the browser test will be skipped"; \
+	else echo "chromium/chromedriver missing and not installable here (needs root and apt-get): the browser test will be skipped"; fi
 
 clean:
 	rm -rf _build

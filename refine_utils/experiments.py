@@ -1,0 +1,368 @@
+"""What to train, at which scale, and the caches that make re-running a notebook cheap.
+
+A ``RunSpec`` names one trained network: everything that changes its weights (and its training
+history). Its ``key`` is a short hash of those fields plus ``CODE_VERSION`` (bumped whenever the
+code changes the numbers), so a changed setting never reads a stale checkpoint or result.
+
+A ``Profile`` names the specs of the whole book at one scale:
+
+- ``smoke``: CPU, the offline ``digits`` data, the paper's depths at reduced widths, a few
+  epochs. The whole book from scratch in minutes on 2 cores; what CI runs and what the site
+  publishes (``PUBLISHED``). ``digits`` also stands in for CIFAR-100 (the appendix figures),
+  which every figure caption says.
+- ``paper``: PAPER.md exactly: full widths, the paper's schedules, CIFAR-10 / CIFAR-100, 4 seeds,
+  on CUDA.
+
+``setting(profile, device, seeds)`` validates a notebook's parameters. ``trained(spec)`` trains
+(or resumes, or loads) a network with a checkpoint under ``cache_dir()``; ``result(...)`` caches a
+JSON result under ``results_dir()/<profile>/<name>/`` keyed by the spec's hash, and records the
+spec, profile, device, torch version and git commit that produced it. ``$REFINE_CACHE_DIR`` and
+``$REFINE_RESULTS_DIR`` move the two caches (tests run from scratch in a temporary folder).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import data, models, train
+
+#: Bump when a code change alters trained weights, histories or results: every key changes.
+CODE_VERSION = 1
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVICES = ("cpu", "cuda")
+#: Intra-op threads for CPU work: fixed, because float32 reductions can depend on the thread
+#: count, and the committed smoke results must be recomputed bit for bit on any machine. One:
+#: at the smoke widths (8-64 channels) a second thread gains little, and on a shared machine
+#: two spinning threads lose a lot.
+CPU_THREADS = 1
+#: The dataset roles of the paper (main text, appendix).
+ROLES = ("cifar10", "cifar100")
+
+
+# ----------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One trained network: every field changes its weights or its recorded history.
+
+    Args:
+        arch: a key of ``models.ARCHS``.
+        dataset: a name in ``data.DATASETS``.
+        width: channel multiplier (1.0: the paper's network).
+        epochs: epochs; the paper's schedule for ``arch`` is compressed to fit.
+        seed: initialisation, shuffling and augmentation seed.
+        batch_size, weight_decay: SGD settings (momentum 0.9, as the paper).
+        device: "cpu" (float32, bit-reproducible) or "cuda" (bf16 autocast).
+        monitor: test examples the per-epoch monitors read (intermediate accuracy, per-block
+            cosine and l2 ratio); 0 records none.
+    """
+
+    arch: str
+    dataset: str
+    width: float
+    epochs: int
+    seed: int = 0
+    batch_size: int = 128
+    weight_decay: float = 1e-4
+    device: str = "cpu"
+    monitor: int = 0
+
+    def __post_init__(self):
+        if self.arch not in models.ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of: {', '.join(models.ARCHS)}")
+        if self.dataset not in data.DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(data.DATASETS)}")
+        if not (self.width > 0 and math.isfinite(self.width)):
+            raise ValueError(f"width must be a positive number, got {self.width!r}")
+        for name in ("epochs", "batch_size"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+
+    @property
+    def key(self) -> str:
+        """12 hex digits naming this spec's checkpoint and results."""
+        return _hash(dict(asdict(self), code=CODE_VERSION))
+
+    @property
+    def name(self) -> str:
+        """A readable file-name stem (the key makes it unique)."""
+        return f"{self.arch}-{self.dataset}-w{self.width:g}-e{self.epochs}-s{self.seed}-{self.device}-{self.key}"
+
+    def schedule(self) -> train.Schedule:
+        paper = train.paper_schedule(self.arch)
+        return paper if self.epochs == paper.epochs else paper.scaled(self.epochs)
+
+    def train_config(self) -> train.TrainConfig:
+        return train.TrainConfig(schedule=self.schedule(), batch_size=self.batch_size,
+                                 weight_decay=self.weight_decay, seed=self.seed)
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The specs of the whole book at one scale.
+
+    Args:
+        name: what notebooks pass as ``profile``.
+        description: one line for captions and the scorecard.
+        device: the device its numbers are meant for.
+        datasets: the dataset that plays each role of ``ROLES`` ("cifar10": main text,
+            "cifar100": appendix).
+        widths: channel multiplier per architecture (missing: 1.0).
+        epochs: epochs per architecture (missing: the paper's own schedule).
+        seeds: how many seeds (0, 1, ...) a figure averages by default.
+        batch_size: training batch size.
+        monitor: test examples the per-epoch monitors read during training.
+        probe_examples: examples per split the probes read after training (None: all).
+        taylor_examples: examples the Section 3 check reads (it runs the rest of the network
+            once per block, so it is the costliest probe; None: all).
+        unroll_scale: the output scaling of the extra unrolled steps (Fig. 7).
+    """
+
+    name: str
+    description: str
+    device: str
+    datasets: dict = field(default_factory=dict)
+    widths: dict = field(default_factory=dict)
+    epochs: dict = field(default_factory=dict)
+    seeds: int = 1
+    batch_size: int = 128
+    monitor: int = 500
+    probe_examples: int | None = None
+    taylor_examples: int | None = None
+    unroll_scale: float = 0.5
+
+    def dataset(self, role: str) -> str:
+        if role not in ROLES:
+            raise ValueError(f"unknown dataset role {role!r}; choose one of: {', '.join(ROLES)}")
+        return self.datasets[role]
+
+    def spec(self, arch: str, seed: int = 0, role: str = "cifar10", device: str | None = None) -> RunSpec:
+        epochs = self.epochs.get(arch, train.paper_schedule(arch).epochs)
+        return RunSpec(arch, self.dataset(role), self.widths.get(arch, 1.0), epochs, seed,
+                       self.batch_size, device=device or self.device, monitor=self.monitor)
+
+
+SMOKE = Profile(
+    name="smoke",
+    description="CPU smoke test: the paper's depths at reduced width on scikit-learn's digits, a few epochs",
+    device="cpu",
+    datasets={"cifar10": "digits", "cifar100": "digits"},
+    # 8 channels where the paper has 100/150 at 32x32 (the costly resolution), 8/16/32 for
+    # ResNet-110's 16/32/64, and 16/32/64 for wide's 160/320/640.
+    widths={"single-representation": 0.08, "avg-pooling": 0.053, "resnet110": 0.5, "wide": 0.1},
+    epochs={"single-representation": 8, "avg-pooling": 8, "resnet110": 8, "wide": 8},
+    seeds=1,
+    batch_size=64,
+    monitor=200,
+    probe_examples=300,
+    taylor_examples=100,
+    unroll_scale=0.5,
+)
+
+PAPER = Profile(
+    name="paper",
+    description="PAPER.md exactly: full widths, the paper's schedules, CIFAR-10/100, 4 seeds, on a GPU",
+    device="cuda",
+    datasets={"cifar10": "cifar10", "cifar100": "cifar100"},
+    seeds=4,
+    batch_size=128,
+    monitor=1000,
+    probe_examples=None,
+    unroll_scale=0.5,
+)
+
+PROFILES = {p.name: p for p in (SMOKE, PAPER)}
+#: The profile the site publishes: every notebook's default, and the one committed in results/.
+PUBLISHED = "smoke"
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A notebook's validated parameters: the profile, the device and the seeds to average."""
+
+    profile: Profile
+    device: str
+    seeds: tuple[int, ...]
+
+    def spec(self, arch: str, seed: int = 0, role: str = "cifar10") -> RunSpec:
+        return self.profile.spec(arch, seed, role, self.device)
+
+
+def setting(profile: str | None = None, device: str | None = None, seeds: int | None = None) -> Setting:
+    """Validate a notebook's ``parameters`` cell.
+
+    Args:
+        profile: a key of ``PROFILES``; None for the published one (``PUBLISHED``).
+        device: "cpu", "cuda", or None for the profile's own device.
+        seeds: how many seeds (0..seeds-1) to train and average; None for the profile's.
+    """
+    prof = get_profile(PUBLISHED if profile is None else profile)
+    device = prof.device if device is None else device
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)} (or None for the profile's)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA device here")
+    n = prof.seeds if seeds is None else seeds
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"seeds must be a positive integer (how many seeds to average), got {seeds!r}")
+    return Setting(prof, device, tuple(range(n)))
+
+
+# ----------------------------------------------------------------------------- caches
+
+
+def cache_dir() -> Path:
+    """Checkpoints: ``$REFINE_CACHE_DIR``, else ``cache/`` in the repository (git-ignored)."""
+    return Path(os.environ.get("REFINE_CACHE_DIR", ROOT / "cache"))
+
+
+def results_dir() -> Path:
+    """Results root: ``$REFINE_RESULTS_DIR``, else ``results/`` in the repository (committed)."""
+    return Path(os.environ.get("REFINE_RESULTS_DIR", ROOT / "results"))
+
+
+@functools.lru_cache(maxsize=None)
+def commit() -> str:
+    """The repository's commit (``+dirty`` when tracked files differ from it), or "unknown"."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "refine_utils"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+@functools.lru_cache(maxsize=4)
+def dataset(name: str) -> data.Dataset:
+    return data.load(name)
+
+
+def monitors(spec: RunSpec, ds: data.Dataset) -> tuple[train.Callback, ...]:
+    """Per-epoch callbacks recorded in every history of ``spec`` (Fig. 5, the appendix)."""
+    if spec.monitor == 0:
+        return ()
+    from . import probes
+
+    def block_stats(epoch, model, record):
+        stats = probes.split_block_stats(model, ds, "test", max_examples=spec.monitor)
+        record["cos"], record["ratio"] = stats.cos_mean, stats.ratio_mean
+
+    return (probes.intermediate_accuracy_callback(ds, "test", max_examples=spec.monitor), block_stats)
+
+
+@contextlib.contextmanager
+def _threads(device: str):
+    """Run CPU work with ``CPU_THREADS`` intra-op threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(CPU_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def checkpoint_path(spec: RunSpec) -> Path:
+    return cache_dir() / f"{spec.name}.pt"
+
+
+def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, train.History]:
+    """The network ``spec`` names, trained: loaded from its checkpoint, resumed, or trained from
+    scratch (writing the checkpoint after every epoch). Returns the model (eval mode) and history."""
+    ds = dataset(spec.dataset)
+    model = models.build(spec.arch, num_classes=ds.num_classes, width=spec.width)
+    with _threads(spec.device):
+        history = train.train(model, ds, spec.train_config(), device=spec.device, checkpoint=checkpoint_path(spec),
+                              callbacks=monitors(spec, ds), progress=progress, meta=asdict(spec))
+    if history.diverged is not None:
+        raise RuntimeError(f"{spec.name} diverged at epoch {history.diverged}")
+    return model, history
+
+
+def _rounded(value, digits: int = 6):
+    """Floats to ``digits`` significant digits (short, text-diffable JSON); the rest unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+class MissingResult(LookupError):
+    """A result is not in the results folder and computing it is switched off (``cached_only``)."""
+
+
+_CACHED_ONLY = False
+
+
+@contextlib.contextmanager
+def cached_only():
+    """Within this block ``result`` only reads: a missing result raises ``MissingResult``."""
+    global _CACHED_ONLY
+    before, _CACHED_ONLY = _CACHED_ONLY, True
+    try:
+        yield
+    finally:
+        _CACHED_ONLY = before
+
+
+def result_path(profile: str, name: str, spec: RunSpec, params: dict | None = None) -> Path:
+    tag = spec.name if not params else f"{spec.name}-{_hash(dict(spec=spec.key, params=params))}"
+    return results_dir() / profile / name / f"{tag}.json"
+
+
+def result(profile: str, name: str, spec: RunSpec, compute: Callable[[], object], params: dict | None = None):
+    """The record of ``compute()``'s JSON-able value for ``spec``: read from the results folder, or
+    computed and stored. ``record["value"]`` is the value; the record also holds the spec, profile,
+    params, device, torch version and commit.
+
+    ``params`` are the probe's own settings (part of the cache key). The record comes back as
+    stored (floats to 6 significant digits), so a fresh and a cached run print the same."""
+    path = result_path(profile, name, spec, params)
+    if path.exists():
+        return json.loads(path.read_text())
+    if _CACHED_ONLY:
+        raise MissingResult(f"no result {path}")
+    with _threads(spec.device):
+        value = _rounded(compute())
+    record = dict(name=name, profile=profile, spec=asdict(spec), params=params or {}, device=spec.device,
+                  torch=torch.__version__, commit=commit(), value=value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return json.loads(path.read_text())
+

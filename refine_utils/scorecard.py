@@ -1,0 +1,235 @@
+"""The reproduction scorecard: one row per claim of PAPER.md section 5, verdicts computed from results.
+
+Each ``Claim`` names the figure it checks, the paper's statement, the function that computes
+the figure's data (``figures``), and a rule: a list of named conditions, each measured on our
+data. The verdict is
+
+- **reproduced** when every condition holds,
+- **partly** when at least half hold,
+- **not** when fewer than half hold,
+- **not yet run** when the results are not in the results folder (the scorecard never trains).
+
+Nothing here is typed by hand: the paper's numbers come from ``paper``, ours from ``results/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import experiments, figures, paper
+from .figures import FigureData
+
+VERDICTS = ("reproduced", "partly", "not", "not yet run")
+
+
+@dataclass
+class Check:
+    """One condition of a rule: its description, the number measured, and whether it holds."""
+
+    text: str
+    value: float
+    holds: bool
+
+
+@dataclass
+class Row:
+    item: str
+    claim: str
+    checks: list[Check]
+    verdict: str
+    caption: str = ""
+
+    def text(self) -> str:
+        """The quoted numbers, one per line, and the verdict (deterministic: what nbval checks)."""
+        lines = [f"{'yes' if c.holds else 'no ':>3}  {c.text}: {c.value:.3g}" for c in self.checks]
+        return "\n".join(lines + [f"verdict: {self.verdict}"])
+
+    @property
+    def numbers(self) -> dict[str, float]:
+        return {f"c{k}": c.value for k, c in enumerate(self.checks)}
+
+
+def verdict(checks: list[Check]) -> str:
+    held = sum(c.holds for c in checks)
+    return "reproduced" if held == len(checks) else "partly" if 2 * held >= len(checks) else "not"
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _val(data: FigureData, arch: str, curve: str = "validation") -> np.ndarray:
+    return data.panels[arch][curve].mean
+
+
+def _fig2(d: FigureData) -> list[Check]:
+    sharp = {a: _val(d, a)[0] / np.median(_val(d, a)[1:]) for a in d.panels}
+    checks = [Check(f"{a}: first block's ratio / median of the others (> 2)", sharp[a], sharp[a] > 2)
+              for a in ("single-representation", "avg-pooling")]
+    flat = max(sharp["resnet110"], sharp["wide"])
+    steep = min(sharp["single-representation"], sharp["avg-pooling"])
+    checks.append(Check("flattest of resnet110 / wide, same measure (below both of the above)", flat, flat < steep))
+    gap = max(float(np.mean(np.abs(_val(d, a, "train") - _val(d, a)) / np.abs(_val(d, a)))) for a in d.panels)
+    checks.append(Check("largest mean |train - validation| / validation over architectures (< 0.2)", gap, gap < 0.2))
+    return checks
+
+
+def _fig3(d: FigureData) -> list[Check]:
+    checks = []
+    for a in d.panels:
+        base = float(d.extra["baseline"][a].mean[0])
+        drops = base - _val(d, a)  # NaN for projection blocks
+        if a in ("single-representation", "avg-pooling"):
+            checks.append(Check(f"{a}: accuracy lost dropping block 1 (> 0.3)", drops[0], drops[0] > 0.3))
+            rest = float(np.nanmedian(drops[len(drops) // 2:]))
+            checks.append(Check(f"{a}: median loss dropping an upper-half block (< 0.05)", rest, rest < 0.05))
+        else:
+            worst = float(np.nanmax(drops))
+            checks.append(Check(f"{a}: largest accuracy lost dropping any block (< 0.1)", worst, worst < 0.1))
+    return checks
+
+
+def _fig4(d: FigureData) -> list[Check]:
+    checks = []
+    for a in d.panels:
+        cos = _val(d, a)
+        checks.append(Check(f"{a}: share of blocks with negative validation cosine (>= 0.9)",
+                            float(np.mean(cos < 0)), float(np.mean(cos < 0)) >= 0.9))
+    upper = {a: float(np.mean(_val(d, a)[len(_val(d, a)) // 2:]) - np.mean(_val(d, a)[: len(_val(d, a)) // 2]))
+             for a in d.panels}
+    worst = max(upper.values())
+    checks.append(Check("largest (upper-half mean - lower-half mean) cosine over architectures (< 0)", worst, worst < 0))
+    return checks
+
+
+def _fig5(d: FigureData) -> list[Check]:
+    checks = []
+    for a, curves in d.panels.items():
+        final = np.array([s.mean[-1] for s in curves.values()])  # per block of the last stage, last epoch
+        rises = float(np.mean(np.diff(final) >= 0)) if len(final) > 1 else 1.0
+        checks.append(Check(f"{a}: share of last-stage blocks that do not lower accuracy at the end (>= 0.7)",
+                            rises, rises >= 0.7 and final[-1] > final[0]))
+    return checks
+
+
+def _fig6(d: FigureData) -> list[Check]:
+    acc = d.panels["validation acc"]
+    ent = d.panels["validation entropy"]
+    gain = float(acc["borderline"].mean[-1] - acc["borderline"].mean[0])
+    overall = float(abs(acc["all"].mean[-1] - acc["all"].mean[0]))
+    falls = all(ent[g].mean[-1] < ent[g].mean[0] for g in ent)
+    return [Check("validation accuracy gained on borderline examples over the last blocks (> 0)", gain, gain > 0),
+            Check("entropy falls over the last blocks for all three groups (1 = yes)", float(falls), falls),
+            Check("|change| of overall validation accuracy over the last blocks (< 0.05)", overall, overall < 0.05)]
+
+
+def _fig7(d: FigureData) -> list[Check]:
+    scaled = [k for k in d.panels["train loss"] if k.startswith("all") and not k.endswith("scale 1")][0]
+    s = scaled.split("scale ")[1]
+    train = d.panels["train loss"][scaled].mean
+    border = d.panels["validation acc"][f"borderline, scale {s}"].mean
+    cos = d.panels["validation cos"][f"scale {s}"].mean
+    return [Check(f"train loss after all extra steps - before, scale {s} (<= 0)", float(train[-1] - train[0]),
+                  train[-1] <= train[0]),
+            Check(f"borderline validation accuracy after - before, scale {s} (>= 0)", float(border[-1] - border[0]),
+                  border[-1] >= border[0]),
+            Check(f"share of scaled steps with negative cosine (= 1)", float(np.mean(cos < 0)), bool(np.all(cos < 0)))]
+
+
+def _taylor(d: FigureData) -> list[Check]:
+    checks = []
+    for a, curves in d.panels.items():
+        actual, pred = curves["measured"].mean, curves["first-order"].mean
+        top = slice(len(actual) // 2, None)
+        agree = float(np.mean(np.sign(actual[top]) == np.sign(pred[top])))
+        checks.append(Check(f"{a}: upper-half blocks where the first-order term has the measured sign (>= 0.8)",
+                            agree, agree >= 0.8))
+    return checks
+
+
+@dataclass
+class Claim:
+    key: str
+    item: str
+    statement: str
+    compute: Callable[[experiments.Setting], FigureData]
+    rule: Callable[[FigureData], list[Check]]
+
+
+def _c100(fn):
+    return lambda s: fn(s, role="cifar100")
+
+
+CLAIMS = [
+    Claim("taylor", "Section 3", "The loss change a block makes is close to its first-order term "
+          "F(h)·∂L/∂h where F is small (the top blocks).", figures.taylor, _taylor),
+    Claim("fig2", "Fig. 2", "ℓ2 ratio: single-repr. and avg-pool. change the representation strongly in the first "
+          "block (ratio up to ~2), then drop; ResNet-110 and wide are flatter; train and validation overlap.",
+          figures.figure2, _fig2),
+    Claim("fig3", "Fig. 3", "Dropping the first block(s) of single-repr. / avg-pool. is catastrophic, higher "
+          "blocks cost little; ResNet-110 and wide show no drastic drop anywhere.", figures.figure3, _fig3),
+    Claim("fig4", "Fig. 4", "The cosine loss is negative for all blocks and most negative for the higher blocks.",
+          figures.figure4, _fig4),
+    Claim("fig5", "Fig. 5", "Accuracy rises gradually block by block within the last stage.", figures.figure5, _fig5),
+    Claim("fig6", "Fig. 6", "Over the last 5 blocks of ResNet-110 many borderline examples are corrected, entropy "
+          f"falls for all groups, overall accuracy changes little; the last block's cosine is about "
+          f"{paper.LAST_BLOCK_COSINE}.", figures.figure6, _fig6),
+    Claim("fig7", "Fig. 7", f"Unrolling the last block {paper.UNROLL_STEPS} extra steps with output scaling: train "
+          f"loss {paper.UNROLL_TRAIN_LOSS[0]} → {paper.UNROLL_TRAIN_LOSS[1]}, borderline test accuracy "
+          f"{paper.UNROLL_BORDERLINE_ACC[0]:.0%} → {paper.UNROLL_BORDERLINE_ACC[1]:.0%} "
+          f"(~{paper.UNROLL_BORDERLINE_COUNT} examples); the cosine stays negative.", figures.figure7, _fig7),
+    Claim("fig2-c100", "Fig. 2 (CIFAR-100)", "Same as Fig. 2 on CIFAR-100.", _c100(figures.figure2), _fig2),
+    Claim("fig3-c100", "Fig. 3 (CIFAR-100)", "Same as Fig. 3 on CIFAR-100.", _c100(figures.figure3), _fig3),
+    Claim("fig4-c100", "Fig. 4 (CIFAR-100)", "Same as Fig. 4 on CIFAR-100.", _c100(figures.figure4), _fig4),
+    Claim("fig5-c100", "Fig. 5 (CIFAR-100)", "Same as Fig. 5 on CIFAR-100.", _c100(figures.figure5), _fig5),
+]
+
+#: Claims whose notebooks do not exist yet (block sharing): always "not yet run" until they do.
+PENDING = [
+    ("Fig. 8", "Naive sharing of the top 13 blocks of every stage underfits and overfits against ResNet-32; "
+               "activations and gradients explode at initialisation."),
+    ("Fig. 9", "Unshared BN statistics, γ initialised to 0.1 and unshared γ/β each help; unsharing BN statistics "
+               "matters most."),
+    ("Table 1", "ResNet-110-UBN reaches {:.2f} % test error on CIFAR-10 against {:.2f} % for ResNet-38 at a similar "
+                "parameter count.".format(paper.TABLE1["cifar10"]["resnet110-ubn"][1],
+                                          paper.TABLE1["cifar10"]["resnet38"][1])),
+]
+
+
+def check(key: str, data: FigureData) -> Row:
+    """The scorecard row of claim ``key`` measured on ``data``."""
+    claim = next((c for c in CLAIMS if c.key == key), None)
+    if claim is None:
+        raise ValueError(f"unknown claim {key!r}; choose one of: {', '.join(c.key for c in CLAIMS)}")
+    checks = claim.rule(data)
+    return Row(claim.item, claim.statement, checks, verdict(checks), data.caption())
+
+
+def rows(setting: experiments.Setting) -> list[Row]:
+    """Every claim's row from the stored results of ``setting`` ("not yet run" where missing)."""
+    out = []
+    with experiments.cached_only():
+        for claim in CLAIMS:
+            try:
+                out.append(check(claim.key, claim.compute(setting)))
+            except experiments.MissingResult:
+                out.append(Row(claim.item, claim.statement, [], "not yet run"))
+    out += [Row(item, statement, [], "not yet run") for item, statement in PENDING]
+    return out
+
+
+def markdown(rows: list[Row]) -> str:
+    """A markdown table: item, the paper's claim, what we measured, the verdict."""
+    lines = ["| item | the paper | ours | verdict |", "| --- | --- | --- | --- |"]
+    for r in rows:
+        ours = "<br>".join(f"{c.text}: **{c.value:.3g}** ({'holds' if c.holds else 'fails'})" for c in r.checks) or "—"
+        lines.append(f"| {r.item} | {r.claim} | {ours} | **{r.verdict}** |")
+    return "\n".join(lines)
+
+
+def describe(setting: experiments.Setting) -> str:
+    """One line for the top of a notebook: which profile, device and seeds produced its numbers."""
+    p = setting.profile
+    return (f"**Profile `{p.name}`**: {p.description}. Device `{setting.device}`, "
+            f"{len(setting.seeds)} seed(s), commit `{experiments.commit()}`.")

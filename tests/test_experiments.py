@@ -1,0 +1,118 @@
+"""Specs, profiles, parameter validation and the two caches (checkpoints, results)."""
+import json
+
+import pytest
+import torch
+
+from refine_utils import experiments as E
+
+
+@pytest.fixture
+def tmp_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path
+
+
+def tiny(**kw) -> E.RunSpec:
+    return E.RunSpec(**dict(dict(arch="resnet32", dataset="digits", width=0.125, epochs=1, batch_size=256), **kw))
+
+
+def test_key_is_stable_and_covers_every_field():
+    assert tiny().key == tiny().key and len(tiny().key) == 12
+    changed = [tiny(width=0.25), tiny(epochs=2), tiny(seed=1), tiny(batch_size=64), tiny(weight_decay=5e-4),
+               tiny(device="cuda"), tiny(monitor=10), tiny(arch="resnet38")]
+    keys = {s.key for s in changed} | {tiny().key}
+    assert len(keys) == len(changed) + 1
+    assert tiny().key in tiny().name
+
+
+@pytest.mark.parametrize("kw, match", [(dict(arch="resnet7"), "unknown architecture"),
+                                       (dict(dataset="mnist"), "unknown dataset"),
+                                       (dict(width=0.0), "width"), (dict(epochs=0), "epochs"),
+                                       (dict(seed=-1), "seed"), (dict(device="tpu"), "unknown device")])
+def test_spec_rejects_bad_fields(kw, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kw)
+
+
+def test_spec_compresses_the_paper_schedule():
+    s = tiny(arch="resnet110", epochs=6).schedule()
+    assert s.epochs == 6 and s.lr == 0.1 and s.lr_at(5) < s.lr_at(0)
+    assert tiny(arch="wide", epochs=100).schedule().milestones == ((60, 0.02),)  # the paper's own
+
+
+def test_setting_defaults_to_the_published_profile():
+    s = E.setting()
+    assert s.profile.name == E.PUBLISHED and s.device == s.profile.device
+    assert s.seeds == tuple(range(s.profile.seeds))
+    assert E.setting(seeds=3).seeds == (0, 1, 2)
+    assert s.spec("resnet110").dataset == s.profile.dataset("cifar10")
+
+
+@pytest.mark.parametrize("kw, match", [(dict(profile="huge"), "unknown profile 'huge'"),
+                                       (dict(device="gpu"), "unknown device 'gpu'"),
+                                       (dict(seeds=0), "seeds must be a positive integer"),
+                                       (dict(seeds=-2), "seeds must be a positive integer"),
+                                       (dict(seeds="4"), "seeds must be a positive integer")])
+def test_setting_rejects_bad_parameters(kw, match):
+    with pytest.raises(ValueError, match=match):
+        E.setting(**kw)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_setting_refuses_cuda_without_a_gpu():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        E.setting("paper")
+
+
+def test_paper_profile_follows_the_paper():
+    p = E.get_profile("paper")
+    spec = p.spec("resnet110", role="cifar100")
+    assert (spec.width, spec.epochs, spec.dataset, spec.device, p.seeds) == (1.0, 300, "cifar100", "cuda", 4)
+    assert p.spec("wide").epochs == 100 and p.spec("single-representation").epochs == 200
+
+
+def test_result_is_computed_once_then_read(tmp_caches):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": 1 / 3, "xs": [2 / 3, None]}
+
+    first = E.result("smoke", "thing", tiny(), compute, {"split": "test"})
+    again = E.result("smoke", "thing", tiny(), compute, {"split": "test"})
+    assert calls == [1] and first == again
+    assert first["value"] == {"x": 0.333333, "xs": [0.666667, None]}  # stored to 6 significant digits
+    assert first["spec"]["arch"] == "resnet32" and first["profile"] == "smoke" and first["torch"] == torch.__version__
+    assert first["commit"] and first["device"] == "cpu"
+    E.result("smoke", "thing", tiny(), compute, {"split": "train"})  # other params: recomputed
+    E.result("smoke", "thing", tiny(seed=1), compute, {"split": "test"})  # other spec: recomputed
+    assert len(calls) == 3
+    files = sorted((tmp_caches / "results" / "smoke" / "thing").glob("*.json"))
+    assert len(files) == 3 and json.loads(files[0].read_text())["name"] == "thing"
+
+
+def test_cached_only_never_computes(tmp_caches):
+    with E.cached_only(), pytest.raises(E.MissingResult):
+        E.result("smoke", "thing", tiny(), lambda: pytest.fail("computed"))
+
+
+def test_trained_checkpoints_and_reloads_bit_identically(tmp_caches, monkeypatch):
+    spec = tiny()
+    model, hist = E.trained(spec)
+    assert E.checkpoint_path(spec).exists() and len(hist.records) == 1
+    monkeypatch.setattr(E.train.Loader, "__iter__", lambda self: pytest.fail("retrained"), raising=True)
+    again, hist2 = E.trained(spec)  # loaded from the checkpoint: no batch is drawn
+    assert hist2.records == hist.records
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_training_is_deterministic_across_fresh_caches(tmp_path, monkeypatch):
+    weights = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / run))
+        model, _ = E.trained(tiny())
+        weights.append(model.head.fc.weight.detach().clone())
+    assert torch.equal(*weights)

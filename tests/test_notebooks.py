@@ -1,0 +1,113 @@
+"""Every notebook executed from scratch at ``profile=smoke``, then checked with nbval.
+
+The session fixture runs each notebook of the book (in reading order, the order of ``_toc.yml``)
+with papermill into a temporary folder, with empty checkpoint and results caches, so every
+trained network and every result is recomputed. Then:
+
+- nbval (``--nbval-lax``) re-executes the executed notebooks and compares the cells tagged
+  ``nbval-check-output`` (the printed numbers) with papermill's outputs, sanitised by
+  ``tests/nbval_sanitize.cfg``;
+- the freshly computed results must equal the committed ``results/smoke/`` file for file:
+  the smoke profile is deterministic, and the committed results are what the code computes.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from refine_utils import experiments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[str]:
+    """Every document of ``_toc.yml`` in reading order (no suffix, relative to the root)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+NOTEBOOKS = [ROOT / f"{f}.ipynb" for f in toc_files() if f.startswith("notebooks/")]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """(executed notebooks folder, fresh results folder, environment) after running the book at smoke."""
+    import papermill
+
+    tmp = tmp_path_factory.mktemp("smoke")
+    env = {"REFINE_RESULTS_DIR": str(tmp / "results"), "REFINE_CACHE_DIR": str(tmp / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        for nb in NOTEBOOKS:
+            papermill.execute_notebook(str(nb), str(tmp / nb.name), parameters=dict(profile="smoke"),
+                                       cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return tmp, tmp / "results", env
+
+
+def test_every_figure_notebook_is_in_the_toc():
+    assert sorted(NOTEBOOKS) == sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb")),
+                         ids=lambda p: p.name)
+def test_notebooks_are_committed_thin_and_without_outputs(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "strip outputs (nbstripout)"
+    if path.parent.name != "notebooks":
+        return  # a prose page that happens to run code (the scorecard, the costs table)
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    for name in ("profile", "device", "seeds"):
+        assert f"{name} = " in "".join(params[0]["source"])
+    source = "\n".join("".join(c["source"]) for c in code)
+    for definition in ("def ", "class ", "for x, y in", "nn.Module", ".backward("):
+        assert definition not in source, f"no model, loop or metric is defined inside a notebook ({definition!r})"
+
+
+def test_nbval_on_the_executed_notebooks(smoke_run):
+    folder, _, env = smoke_run
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                          "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout=900",
+                          *[str(folder / nb.name) for nb in NOTEBOOKS]],
+                         cwd=ROOT / "notebooks", env=dict(os.environ, **env), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+
+
+def test_smoke_results_match_the_committed_ones(smoke_run):
+    _, fresh, _ = smoke_run
+    fresh_files = {p.relative_to(fresh) for p in (fresh / "smoke").rglob("*.json")}
+    committed_root = ROOT / "results"
+    committed = {p.relative_to(committed_root) for p in (committed_root / "smoke").rglob("*.json")}
+    assert fresh_files, "the notebooks computed no results"
+    assert fresh_files == committed, (f"missing from results/smoke: {sorted(map(str, fresh_files - committed))[:5]}; "
+                                      f"stale in results/smoke: {sorted(map(str, committed - fresh_files))[:5]}")
+    for rel in sorted(fresh_files):
+        new, old = (json.loads((root / rel).read_text()) for root in (fresh, committed_root))
+        assert new["value"] == old["value"], f"{rel}: recomputed numbers differ from the committed ones"
+        assert new["spec"] == old["spec"] and new["params"] == old["params"]
+
+
+@pytest.mark.parametrize("params, message", [(dict(profile="huge"), "unknown profile 'huge'"),
+                                             (dict(device="tpu"), "unknown device 'tpu'"),
+                                             (dict(seeds=0), "seeds must be a positive integer")])
+def test_bad_parameters_fail_in_the_first_cells(tmp_path, params, message):
+    import papermill
+
+    nb = NOTEBOOKS[0]
+    with pytest.raises(papermill.PapermillExecutionError, match=message) as err:
+        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=params, cwd=str(nb.parent),
+                                   kernel_name="python3", progress_bar=False)
+    assert err.value.exec_count <= 3  # the parameters, injected parameters and set-up cells
