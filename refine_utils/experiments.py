@@ -171,9 +171,12 @@ SMOKE = Profile(
     device="cpu",
     datasets={"cifar10": "digits", "cifar100": "digits"},
     # 8 channels where the paper has 100/150 at 32x32 (the costly resolution), 8/16/32 for
-    # ResNet-110's 16/32/64, and 16/32/64 for wide's 160/320/640.
-    widths={"single-representation": 0.08, "avg-pooling": 0.053, "resnet110": 0.5, "wide": 0.1},
-    epochs={"single-representation": 8, "avg-pooling": 8, "resnet110": 8, "wide": 8},
+    # ResNet-110's 16/32/64, and 16/32/64 for wide's 160/320/640. The other ResNets (Table 1,
+    # Fig. 8-9) run at 4/8/16 channels for 6 epochs; every caption states the widths.
+    widths={**{a: 0.25 for a in models.ARCHS if a.startswith("resnet")},
+            "single-representation": 0.08, "avg-pooling": 0.053, "resnet110": 0.5, "wide": 0.1},
+    epochs={**{a: 6 for a in models.ARCHS},
+            "single-representation": 8, "avg-pooling": 8, "resnet110": 8, "wide": 8},
     seeds=1,
     batch_size=64,
     monitor=200,
@@ -269,7 +272,8 @@ def dataset(name: str) -> data.Dataset:
 
 
 def monitors(spec: RunSpec, ds: data.Dataset) -> tuple[train.Callback, ...]:
-    """Per-epoch callbacks recorded in every history of ``spec`` (Fig. 5, the appendix)."""
+    """Per-epoch callbacks recorded in every history of ``spec``: intermediate accuracy (Fig. 5),
+    per-block cosine and l2 ratio (the appendix), gradient-norm ratio and activation norms (Fig. 8, 9)."""
     if spec.monitor == 0:
         return ()
     from . import probes
@@ -278,7 +282,15 @@ def monitors(spec: RunSpec, ds: data.Dataset) -> tuple[train.Callback, ...]:
         stats = probes.split_block_stats(model, ds, "test", max_examples=spec.monitor)
         record["cos"], record["ratio"] = stats.cos_mean, stats.ratio_mean
 
-    return (probes.intermediate_accuracy_callback(ds, "test", max_examples=spec.monitor), block_stats)
+    images, labels = diagnostic_batch(ds, spec.monitor, spec.device)
+    return (probes.intermediate_accuracy_callback(ds, "test", max_examples=spec.monitor), block_stats,
+            probes.diagnostics_callback(images, labels))
+
+
+def diagnostic_batch(ds: data.Dataset, n: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``min(n, 256)`` test examples, normalised: the batch the diagnostics read."""
+    loader = data.Loader(ds.test, ds.mean, ds.std, min(n, 256), train=False, device=device)
+    return next(iter(loader))
 
 
 @contextlib.contextmanager
@@ -297,16 +309,33 @@ def checkpoint_path(spec: RunSpec) -> Path:
     return cache_dir() / f"{spec.name}.pt"
 
 
-def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, train.History]:
+def initial(spec: RunSpec) -> models.ResidualNet:
+    """The network ``spec`` names at initialisation: the very weights ``trained`` starts from."""
+    torch.manual_seed(spec.seed)
+    return models.build(spec.arch, num_classes=dataset(spec.dataset).num_classes, width=spec.width)
+
+
+def run(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, train.History]:
     """The network ``spec`` names, trained: loaded from its checkpoint, resumed, or trained from
-    scratch (writing the checkpoint after every epoch). Returns the model (eval mode) and history."""
+    scratch (writing the checkpoint after every epoch). Returns the model (eval mode) and its
+    history, which says ``diverged`` (with the epoch) for a run whose loss blew up."""
     ds = dataset(spec.dataset)
-    model = models.build(spec.arch, num_classes=ds.num_classes, width=spec.width)
+    model = initial(spec)
     with _threads(spec.device):
         history = train.train(model, ds, spec.train_config(), device=spec.device, checkpoint=checkpoint_path(spec),
                               callbacks=monitors(spec, ds), progress=progress, meta=asdict(spec))
+    return model, history
+
+
+class Diverged(RuntimeError):
+    """A probe asked for a network whose training diverged (there is nothing sound to probe)."""
+
+
+def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, train.History]:
+    """``run(spec)``, for probes: a diverged run raises ``Diverged``."""
+    model, history = run(spec, progress)
     if history.diverged is not None:
-        raise RuntimeError(f"{spec.name} diverged at epoch {history.diverged}")
+        raise Diverged(f"{spec.name} diverged at epoch {history.diverged}")
     return model, history
 
 

@@ -84,12 +84,14 @@ class _Collector:
         return spec
 
     def result(self, name: str, arch: str, seed: int, probe, **params):
-        """``probe(model, dataset, **params).to_dict()`` of the trained network, cached."""
+        """``probe(model, dataset, **params)`` of the trained network (as ``to_dict()`` when it is a
+    probe result), cached."""
         spec = self.spec(arch, seed)
 
         def compute():
             model, _ = experiments.trained(spec)
-            return probe(model, experiments.dataset(spec.dataset), **params).to_dict()
+            out = probe(model, experiments.dataset(spec.dataset), **params)
+            return out.to_dict() if hasattr(out, "to_dict") else out
 
         record = experiments.result(self.setting.profile.name, name, spec, compute, params)
         self.commits.add(record["commit"])
@@ -275,3 +277,164 @@ def taylor(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) -
                         "first-order": Series(x, [r["predicted"] for r in runs])}
     return FigureData("Section 3: loss change per block, measured and first-order", "block",
                       "L(with block) - L(without)", panels, c.meta())
+
+
+# ----------------------------------------------------------------------------- Section 4.5: shared blocks
+
+
+def _run_history(c: _Collector, arch: str, seed: int) -> dict:
+    """A run's per-epoch records and the epoch it diverged at (None if it did not): shared models
+    may diverge, and a diverged run is a result to show, not an error."""
+    spec = c.spec(arch, seed)
+
+    def compute():
+        _, h = experiments.run(spec)
+        return dict(records=h.records, diverged=h.diverged)
+
+    record = experiments.result(c.setting.profile.name, "run", spec, compute)
+    c.commits.add(record["commit"])
+    return record["value"]
+
+
+def _at_init(c: _Collector, arch: str, seed: int) -> dict:
+    """Activation norm of every hidden state and the gradient-norm ratio at initialisation
+    (BatchNorm on batch statistics, as in the first training step), on the diagnostic batch."""
+    from . import probes
+
+    spec = c.spec(arch, seed)
+
+    def compute():
+        model = experiments.initial(spec)
+        images, labels = experiments.diagnostic_batch(experiments.dataset(spec.dataset), 256, spec.device)
+        model.to(spec.device)
+        return dict(act_norms=probes.activation_norms(model, images, batch_stats=True),
+                    grad_ratio=probes.gradient_norm_ratio(model, images, labels, batch_stats=True))
+
+    record = experiments.result(c.setting.profile.name, "at_init", spec, compute)
+    c.commits.add(record["commit"])
+    return record["value"]
+
+
+def _curves(c: _Collector, arch: str, key: str, label: str) -> Series:
+    """``key`` of every epoch's record, one run per seed (runs that diverged stop early)."""
+    runs = [_run_history(c, arch, s)["records"] for s in c.setting.seeds]
+    longest = max(runs, key=len)
+    return Series([r["epoch"] + 1 for r in longest], [[r[key] for r in run] + [None] * (len(longest) - len(run))
+                                                     for run in runs])
+
+
+def _diverged(c: _Collector, archs) -> dict[str, list]:
+    return {a: [_run_history(c, a, s)["diverged"] for s in c.setting.seeds] for a in archs}
+
+
+#: Axis labels of the sharing figures, whose panels run over epochs or over depth.
+_AXES = dict(xlabels={"activation norm at initialisation": "hidden state (0 = stem output)"},
+             logy=("activation norm at initialisation", "gradient-norm ratio r"))
+
+
+def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-shared",
+            reference: str = "resnet32") -> FigureData:
+    """Fig. 8: naively shared ResNet-110 against ResNet-32: accuracy during training, the
+    gradient-norm ratio ``r`` during training, and activation norms along depth at initialisation."""
+    c = _Collector(setting, role)
+    panels = {"accuracy": {}, "gradient-norm ratio r": {}, "activation norm at initialisation": {}}
+    init = {}
+    for arch in (reference, shared):
+        for split, label in SPLITS.items():
+            panels["accuracy"][f"{arch} {label}"] = _curves(c, arch, f"{split}_acc", label)
+        panels["gradient-norm ratio r"][arch] = _curves(c, arch, "grad_ratio", arch)
+        init[arch] = [_at_init(c, arch, s) for s in setting.seeds]
+        panels["activation norm at initialisation"][arch] = Series(
+            list(range(len(init[arch][0]["act_norms"]))), [r["act_norms"] for r in init[arch]])
+    extra = dict(init_ratio={a: Series([0], [[r["grad_ratio"]] for r in runs]) for a, runs in init.items()},
+                 diverged=_diverged(c, (reference, shared)), shared=shared, reference=reference, **_AXES)
+    return FigureData(f"Fig. 8: {shared} (naive sharing) against {reference}", "epoch", "",
+                      panels, c.meta(), extra)
+
+
+def figure9(setting: Setting, role: str = "cifar10", variants: dict = models.ABLATION) -> FigureData:
+    """Fig. 9: the ablation of fixes for sharing, each step adding one: accuracy during training
+    and the activation norm along depth at initialisation."""
+    c = _Collector(setting, role)
+    panels = {"validation accuracy": {}, "train accuracy": {}, "activation norm at initialisation": {}}
+    for arch, label in variants.items():
+        panels["validation accuracy"][label] = _curves(c, arch, "test_acc", label)
+        panels["train accuracy"][label] = _curves(c, arch, "train_acc", label)
+        runs = [_at_init(c, arch, s) for s in setting.seeds]
+        panels["activation norm at initialisation"][label] = Series(list(range(len(runs[0]["act_norms"]))),
+                                                                    [r["act_norms"] for r in runs])
+    return FigureData("Fig. 9: fixing shared blocks, one change at a time", "epoch", "",
+                      panels, c.meta(), dict(diverged=_diverged(c, variants), labels=dict(variants), **_AXES))
+
+
+@dataclass
+class TableData:
+    """Table 1: per model and dataset role, train and test error (%) over seeds, parameters
+    counted on the model itself, and the paper's numbers beside them."""
+
+    rows: list[dict]
+    meta: dict
+    roles: tuple[str, ...]
+
+    def caption(self) -> str:
+        return FigureData("", "", "", {}, self.meta).caption()
+
+    def markdown(self) -> str:
+        head = ["model"] + [f"{r} {q}" for r in self.roles for q in ("train err. %", "test err. %", "paper train / test")]
+        lines = ["| " + " | ".join(head + ["parameters (ours = paper)"]) + " |", "|" + " --- |" * (len(head) + 1)]
+        for row in self.rows:
+            cells = [row["arch"]]
+            for role in self.roles:
+                d = row[role]
+                cells += [_pm(d["train_err"]), _pm(d["test_err"]), "{:.2f} / {:.2f}".format(*d["paper"])]
+            ours = " – ".join(f"{row['params'][r]:,}" for r in self.roles)
+            cells.append(f"{ours} ({'yes' if row['params_match'] else 'no'})")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _pm(values: list) -> str:
+    vals = np.array([np.nan if v is None else v for v in values], dtype=float)
+    if np.all(np.isnan(vals)):
+        return "diverged"
+    return f"{np.nanmean(vals):.2f} ± {np.nanstd(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
+
+
+def _errors(model, ds) -> dict:
+    """Train and test error (%) of a trained network, evaluated without augmentation."""
+    from . import data, train
+
+    out = {}
+    for split in ("train", "test"):
+        loader = data.Loader(getattr(ds, split), ds.mean, ds.std, 1000, train=False, device=model.head.fc.weight.device)
+        out[f"{split}_err"] = 100 * (1 - train.evaluate(model, loader)[1])
+    return out
+
+
+def table1(setting: Setting, roles=("cifar10", "cifar100")) -> TableData:
+    """Table 1: train/test error of ResNet-(6n+2) and the UBN-shared models, and their parameters."""
+    from . import paper
+
+    colls = {role: _Collector(setting, role) for role in roles}
+    rows = []
+    for arch in paper.TABLE1["cifar10"]:
+        row = dict(arch=arch, params={}, params_match=True)
+        for role, c in colls.items():
+            errs = []
+            for s in setting.seeds:
+                if _run_history(c, arch, s)["diverged"] is not None:
+                    errs.append(dict(train_err=None, test_err=None))
+                    continue
+                errs.append(c.result("errors", arch, s, _errors))
+            classes = 100 if role == "cifar100" else 10
+            row["params"][role] = models.count_parameters(models.build(arch, num_classes=classes))
+            want = paper.TRAINABLE_PARAMS.get(arch)
+            if want is not None:
+                row["params_match"] &= row["params"][role] == want + (paper.CIFAR100_EXTRA if classes == 100 else 0)
+            row[role] = dict(train_err=[e["train_err"] for e in errs], test_err=[e["test_err"] for e in errs],
+                             paper=paper.TABLE1[role][arch])
+        rows.append(row)
+    meta = colls[roles[0]].meta()
+    meta["commits"] = sorted(set().union(*(c.commits for c in colls.values())))
+    return TableData(rows, meta, tuple(roles))
+

@@ -293,6 +293,9 @@ ARCHS = {
 
 #: The four architectures of Figures 2-4, in the paper's order.
 FIGURE_ARCHS = ("single-representation", "avg-pooling", "resnet110", "wide")
+#: Fig. 9's ablation, from naive sharing to the full fix, each step adding one change.
+ABLATION = {"resnet110-shared": "naive sharing", "resnet110-shared-stats": "+ per-step BN statistics",
+            "resnet110-shared-stats-gamma": "+ γ initialised to 0.1", "resnet110-ubn": "+ per-step γ/β (UBN)"}
 
 
 def build(arch: str, num_classes: int = 10, width: float = 1.0) -> ResidualNet:

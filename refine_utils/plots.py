@@ -45,8 +45,10 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
             y, label = hlines[name]
             ax.axhline(y, color="gray", ls=":", lw=1, label=label)
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel(fig.xlabel, fontsize=9)
+        ax.set_xlabel(fig.extra.get("xlabels", {}).get(name, fig.xlabel), fontsize=9)
         ax.set_ylabel(fig.ylabel, fontsize=9)
+        if name in fig.extra.get("logy", ()):
+            ax.set_yscale("log")
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if spectrum:
