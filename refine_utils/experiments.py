@@ -37,7 +37,7 @@ import torch
 from . import data, models, train
 
 #: Bump when a code change alters trained weights, histories or results: every key changes.
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = ("cpu", "cuda")
@@ -301,6 +301,7 @@ def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, 
     """The network ``spec`` names, trained: loaded from its checkpoint, resumed, or trained from
     scratch (writing the checkpoint after every epoch). Returns the model (eval mode) and history."""
     ds = dataset(spec.dataset)
+    torch.manual_seed(spec.seed)  # the initial weights depend on the seed alone, not on what ran before
     model = models.build(spec.arch, num_classes=ds.num_classes, width=spec.width)
     with _threads(spec.device):
         history = train.train(model, ds, spec.train_config(), device=spec.device, checkpoint=checkpoint_path(spec),
