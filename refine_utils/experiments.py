@@ -37,7 +37,7 @@ import torch
 from . import data, models, train
 
 #: Bump when a code change alters trained weights, histories or results: every key changes.
-CODE_VERSION = 1
+CODE_VERSION = 3
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = ("cpu", "cuda")
@@ -320,7 +320,7 @@ def run(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, trai
     scratch (writing the checkpoint after every epoch). Returns the model (eval mode) and its
     history, which says ``diverged`` (with the epoch) for a run whose loss blew up."""
     ds = dataset(spec.dataset)
-    model = initial(spec)
+    model = initial(spec)  # the initial weights depend on the seed alone, not on what ran before
     with _threads(spec.device):
         history = train.train(model, ds, spec.train_config(), device=spec.device, checkpoint=checkpoint_path(spec),
                               callbacks=monitors(spec, ds), progress=progress, meta=asdict(spec))
