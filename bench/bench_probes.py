@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn.functional import cross_entropy
 
+from hostinfo import cpu_name
 from refine_utils import models, probes
 
 TARGETS = {"block_stats / plain_fwd_bwd": ("<=", 1.5), "drop_naive / drop_prefix": (">=", 1.8)}
@@ -73,15 +73,7 @@ def variants(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} thread(s)"
+    return f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
 
 
 def main(argv=None) -> dict:

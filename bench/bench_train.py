@@ -31,7 +31,6 @@ import gc
 import itertools
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
+from hostinfo import cpu_name  # noqa: E402  (bench/ is on the path: scripts run from here)
 from refine_utils import data, models, train  # noqa: E402
 
 #: Every paper architecture, in the order the table prints them (Figures 2-4, then Table 1's).
@@ -285,15 +285,7 @@ def device_name(device: str) -> str:
 
 def machine() -> str:
     """A one-line description of the host: processor, cores, and the GPU if any."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores visible"
+    text = f"{cpu_name()}, {os.cpu_count()} cores visible"
     if torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name()}"
     return text

@@ -97,12 +97,25 @@ class _Collector:
         self.commits.add(record["commit"])
         return record["value"]
 
-    def history(self, arch: str, seed: int) -> list[dict]:
+    def run(self, arch: str, seed: int) -> dict:
+        """A run's per-epoch ``records`` and the epoch it ``diverged`` at (None if it did not),
+        cached: shared models may diverge, and a diverged run is a result to show."""
         spec = self.spec(arch, seed)
-        record = experiments.result(self.setting.profile.name, "history", spec,
-                                    lambda: experiments.trained(spec)[1].records)
+
+        def compute():
+            _, h = experiments.run(spec)
+            return dict(records=h.records, diverged=h.diverged)
+
+        record = experiments.result(self.setting.profile.name, "history", spec, compute)
         self.commits.add(record["commit"])
         return record["value"]
+
+    def history(self, arch: str, seed: int) -> list[dict]:
+        """The per-epoch records of a run that must not have diverged (the figures that probe it)."""
+        run = self.run(arch, seed)
+        if run["diverged"] is not None:
+            raise experiments.Diverged(f"{arch} seed {seed} diverged at epoch {run['diverged']}")
+        return run["records"]
 
     def meta(self) -> dict:
         prof = self.setting.profile
@@ -282,20 +295,6 @@ def taylor(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) -
 # ----------------------------------------------------------------------------- Section 4.5: shared blocks
 
 
-def _run_history(c: _Collector, arch: str, seed: int) -> dict:
-    """A run's per-epoch records and the epoch it diverged at (None if it did not): shared models
-    may diverge, and a diverged run is a result to show, not an error."""
-    spec = c.spec(arch, seed)
-
-    def compute():
-        _, h = experiments.run(spec)
-        return dict(records=h.records, diverged=h.diverged)
-
-    record = experiments.result(c.setting.profile.name, "run", spec, compute)
-    c.commits.add(record["commit"])
-    return record["value"]
-
-
 def _at_init(c: _Collector, arch: str, seed: int) -> dict:
     """Activation norm of every hidden state and the gradient-norm ratio at initialisation
     (BatchNorm on batch statistics, as in the first training step), on the diagnostic batch."""
@@ -317,14 +316,14 @@ def _at_init(c: _Collector, arch: str, seed: int) -> dict:
 
 def _curves(c: _Collector, arch: str, key: str, label: str) -> Series:
     """``key`` of every epoch's record, one run per seed (runs that diverged stop early)."""
-    runs = [_run_history(c, arch, s)["records"] for s in c.setting.seeds]
+    runs = [c.run(arch, s)["records"] for s in c.setting.seeds]
     longest = max(runs, key=len)
     return Series([r["epoch"] + 1 for r in longest], [[r[key] for r in run] + [None] * (len(longest) - len(run))
                                                      for run in runs])
 
 
 def _diverged(c: _Collector, archs) -> dict[str, list]:
-    return {a: [_run_history(c, a, s)["diverged"] for s in c.setting.seeds] for a in archs}
+    return {a: [c.run(a, s)["diverged"] for s in c.setting.seeds] for a in archs}
 
 
 #: Axis labels of the sharing figures, whose panels run over epochs or over depth.
@@ -422,7 +421,7 @@ def table1(setting: Setting, roles=("cifar10", "cifar100")) -> TableData:
         for role, c in colls.items():
             errs = []
             for s in setting.seeds:
-                if _run_history(c, arch, s)["diverged"] is not None:
+                if c.run(arch, s)["diverged"] is not None:
                     errs.append(dict(train_err=None, test_err=None))
                     continue
                 errs.append(c.result("errors", arch, s, _errors))
