@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bar: no ipywidgets warning inside notebooks
 
 from .data import Dataset, Loader
 
