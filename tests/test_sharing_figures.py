@@ -1,0 +1,51 @@
+"""Fig. 8, Fig. 9 and Table 1 on runs that diverge: a diverged run is drawn and tabulated, never raised."""
+import pytest
+
+from refine_utils import experiments as E
+from refine_utils import figures, models, plots, scorecard, train
+
+# One epoch at tiny widths: training itself is replaced below, so only the structure matters.
+TINY = E.Profile(name="tiny-shared", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
+                 widths={a: 0.125 for a in models.ARCHS}, epochs={a: 2 for a in models.ARCHS}, seeds=1,
+                 batch_size=256, monitor=40, probe_examples=40)
+DIVERGES = "resnet110-shared"
+
+
+def fake_run(spec, progress=False):
+    """An untrained network and a made-up history; the naive shared model 'diverges' at epoch 1."""
+    diverged = 1 if spec.arch == DIVERGES else None
+    n = 1 if diverged else 2
+    records = [dict(epoch=e, train_acc=0.1 * (e + 1), test_acc=0.1 * (e + 1), grad_ratio=3.0 + e) for e in range(n)]
+    return E.initial(spec), train.History(records, diverged)
+
+
+@pytest.fixture
+def setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setitem(E.PROFILES, TINY.name, TINY)
+    monkeypatch.setattr(E, "run", fake_run)
+    return E.setting(TINY.name)
+
+
+def test_diverged_runs_are_drawn_not_raised(setting):
+    fig8 = figures.figure8(setting)
+    assert fig8.extra["diverged"] == {"resnet32": [None], DIVERGES: [1]}
+    curve = fig8.panels["accuracy"][f"{DIVERGES} validation"]
+    assert curve.runs == [[0.1]] and fig8.panels["accuracy"]["resnet32 validation"].runs == [[0.1, 0.2]]
+    assert len(fig8.panels["activation norm at initialisation"][DIVERGES].x) == 55  # h_0..h_54
+    plots.draw(fig8, ncols=3)
+    assert len(scorecard.check("fig8", fig8).checks) == 3
+    fig9 = figures.figure9(setting)
+    assert fig9.extra["diverged"][DIVERGES] == [1] and len(fig9.panels["validation accuracy"]) == 4
+
+
+def test_table1_marks_diverged_rows_and_counts_parameters(setting, monkeypatch):
+    monkeypatch.setattr(figures, "_errors", lambda model, ds: dict(train_err=1.0, test_err=2.0))
+    monkeypatch.setattr(E, "run", lambda spec, progress=False: fake_run(spec) if spec.arch != "resnet38"
+                        else (E.initial(spec), train.History([], 0)))
+    table = figures.table1(setting)
+    assert [r["arch"] for r in table.rows][0] == "resnet32" and all(r["params_match"] for r in table.rows)
+    text = table.markdown()
+    assert "| resnet38 | diverged | diverged |" in text and "| resnet32 | 1.00 | 2.00 |" in text
+    assert scorecard.check("table1", table).checks[0].value == 1.0
