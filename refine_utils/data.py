@@ -9,8 +9,10 @@ Three sources, one format (``Dataset``: uint8 images (N, 3, 32, 32), int64 label
   torchvision's extracted batches in ``<data_dir>``, else torchvision's download (which checks
   the archive's MD5) when ``download=True``. Offline with neither, ``DatasetMissing`` says
   where to put the files.
-- ``cifar10-10k``: ``train_10k.npz`` (a class-balanced 10k subset of the training set) with the
-  full ``test.npz``, the layout of the project's shared development copy.
+- ``cifar10-10k``: a class-balanced 10k subset of CIFAR-10's training set (``SUBSET_RULE``) with
+  the full test set: ``cifar10/train_10k.npz`` + ``test.npz`` (the project's shared development
+  copy), else drawn from the full CIFAR-10 found as above, so any machine with CIFAR-10 gets the
+  same 10,000 images.
 
 The data directory is the ``data_dir`` argument, else ``$REFINE_DATA_DIR``, else ``./data``.
 
@@ -38,6 +40,15 @@ STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+
+
+#: The dataset each name draws its images from (what results records call their "dataset").
+SOURCE = {"cifar10-10k": "cifar10"}
+
+
+def source(name: str) -> str:
+    """The dataset proper behind ``name``: "cifar10" for "cifar10-10k", else ``name``."""
+    return SOURCE.get(name, name)
 
 
 class DatasetMissing(FileNotFoundError):
@@ -74,19 +85,40 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
     if name == "digits":
         return _digits()
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    base = "cifar10" if name == "cifar10-10k" else name
+    base = source(name)
     num_classes = 100 if base == "cifar100" else 10
-    train_file = "train_10k.npz" if name == "cifar10-10k" else "train.npz"
     folder = root / base
-    if (folder / train_file).exists() and (folder / "test.npz").exists():
-        train, test = _npz(folder / train_file), _npz(folder / "test.npz")
-    elif name == "cifar10-10k":
-        raise DatasetMissing(f"{name}: expected {folder / train_file} and {folder / 'test.npz'} "
-                             "(arrays 'images' uint8 (N,32,32,3) and 'labels'); copy them from shared/data/cifar10")
+    if name == "cifar10-10k" and (folder / "train_10k.npz").exists() and (folder / "test.npz").exists():
+        train, test = _npz(folder / "train_10k.npz"), _npz(folder / "test.npz")
     else:
-        train, test = _torchvision(base, root, download)
+        if (folder / "train.npz").exists() and (folder / "test.npz").exists():
+            train, test = _npz(folder / "train.npz"), _npz(folder / "test.npz")
+        else:
+            try:
+                train, test = _torchvision(base, root, download)
+            except DatasetMissing as e:
+                if name != "cifar10-10k":
+                    raise
+                raise DatasetMissing(f"{name}: expected {folder / 'train_10k.npz'} and {folder / 'test.npz'} (copy "
+                                     f"them from shared/data/cifar10), or the full CIFAR-10 to draw them from. {e}") from None
+        if name == "cifar10-10k":
+            keep = balanced_subset(train.labels.numpy(), SUBSET_PER_CLASS)
+            train = Split(train.images[keep], train.labels[keep])
     mean, std = STATS[base]
     return Dataset(name, train, test, num_classes, mean, std)
+
+
+SUBSET_PER_CLASS = 1000
+SUBSET_RULE = ("rng = numpy.random.default_rng(0); for each class c in 0..9, rng.choice(<training indices of "
+               "class c>, 1000, replace=False); concatenate and sort")
+
+
+def balanced_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> torch.Tensor:
+    """Positions of ``per_class`` examples of every class, ascending: ``SUBSET_RULE``, the rule
+    that drew ``train_10k.npz`` from CIFAR-10's 50,000 training images."""
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(int(labels.max()) + 1)]
+    return torch.from_numpy(np.sort(np.concatenate(picks)))
 
 
 def _npz(path: Path) -> Split:

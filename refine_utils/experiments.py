@@ -48,6 +48,9 @@ DEVICES = ("cpu", "cuda")
 CPU_THREADS = 1
 #: The dataset roles of the paper (main text, appendix).
 ROLES = ("cifar10", "cifar100")
+#: The book's parts: the main text's figures (CIFAR-10), their CIFAR-100 versions, and the shared-block
+#: experiments (Fig. 8-9, Table 1, the shared model's appendix). A profile may leave a part out.
+PARTS = ("main", "cifar100", "sharing")
 
 
 # ----------------------------------------------------------------------------- specs
@@ -139,6 +142,9 @@ class Profile:
         taylor_examples: examples the Section 3 check reads (it runs the rest of the network
             once per block, so it is the costliest probe; None: all).
         unroll_scale: the output scaling of the extra unrolled steps (Fig. 7).
+        part_seeds: seeds per part of ``PARTS`` where it differs from ``seeds``.
+        omitted: the parts this profile does not run, each with the reason.
+        fallback: the profile whose results stand in for the omitted parts (clearly labelled).
     """
 
     name: str
@@ -153,6 +159,9 @@ class Profile:
     probe_examples: int | None = None
     taylor_examples: int | None = None
     unroll_scale: float = 0.5
+    part_seeds: dict = field(default_factory=dict)
+    omitted: dict = field(default_factory=dict)
+    fallback: str | None = None
 
     def dataset(self, role: str) -> str:
         if role not in ROLES:
@@ -197,7 +206,32 @@ PAPER = Profile(
     unroll_scale=0.5,
 )
 
-PROFILES = {p.name: p for p in (SMOKE, PAPER)}
+CIFAR10_CPU = Profile(
+    name="cifar10-cpu",
+    description="real CIFAR-10 on a CPU: the 10k training subset, the full test set, the paper's depths at reduced "
+                "width, each paper schedule compressed to 10 epochs, 2 seeds",
+    device="cpu",
+    datasets={"cifar10": "cifar10-10k"},
+    # Sized by measured one-thread step times (batch 128, 2-core machine): ResNet-110 at 8/16/32
+    # channels 1.15 s, single-repr at 16 channels 0.59 s, avg-pool at 15 channels 0.80 s, wide at
+    # 16/32/64 channels 0.62 s; with per-epoch evaluation and monitors, ~1 hour per seed.
+    # The sharing part (Table 1, Fig. 8-9: ResNet-32 ... ResNet-182-UBN) runs one seed at 4/8/16
+    # channels, ~1 hour of CPU in all; ResNet-110 there is the figures' network.
+    widths={**{a: 0.25 for a in models.ARCHS if a.startswith("resnet")},
+            "resnet110": 0.5, "single-representation": 0.16, "avg-pooling": 0.1, "wide": 0.1},
+    epochs={a: 10 for a in models.ARCHS},
+    seeds=2,
+    part_seeds={"sharing": 1},
+    omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
+    fallback="smoke",
+    batch_size=128,
+    monitor=500,
+    probe_examples=1000,
+    taylor_examples=200,
+    unroll_scale=0.5,
+)
+
+PROFILES = {p.name: p for p in (SMOKE, CIFAR10_CPU, PAPER)}
 #: The profile the site publishes: every notebook's default, and the one committed in results/.
 PUBLISHED = "smoke"
 
@@ -210,34 +244,50 @@ def get_profile(name: str) -> Profile:
 
 @dataclass(frozen=True)
 class Setting:
-    """A notebook's validated parameters: the profile, the device and the seeds to average."""
+    """A notebook's validated parameters: the profile, the device and the seeds to average.
+
+    ``standing_in`` is None, or (the profile asked for, why it does not run this ``part``) when
+    ``profile`` is that profile's fallback."""
 
     profile: Profile
     device: str
     seeds: tuple[int, ...]
+    part: str = "main"
+    standing_in: tuple[str, str] | None = None
 
     def spec(self, arch: str, seed: int = 0, role: str = "cifar10") -> RunSpec:
         return self.profile.spec(arch, seed, role, self.device)
 
 
-def setting(profile: str | None = None, device: str | None = None, seeds: int | None = None) -> Setting:
+def setting(profile: str | None = None, device: str | None = None, seeds: int | None = None,
+            part: str = "main") -> Setting:
     """Validate a notebook's ``parameters`` cell.
 
     Args:
         profile: a key of ``PROFILES``; None for the published one (``PUBLISHED``).
         device: "cpu", "cuda", or None for the profile's own device.
         seeds: how many seeds (0..seeds-1) to train and average; None for the profile's.
+        part: the part of the book (``PARTS``) the notebook belongs to; a profile that omits it
+            hands over to its ``fallback`` profile, and the setting says so.
     """
     prof = get_profile(PUBLISHED if profile is None else profile)
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}")
+    standing_in = None
+    if part in prof.omitted:
+        if prof.fallback is None:
+            raise ValueError(f"profile {prof.name!r} does not run the {part} part: {prof.omitted[part]}")
+        standing_in = (prof.name, prof.omitted[part])
+        prof = get_profile(prof.fallback)
     device = prof.device if device is None else device
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)} (or None for the profile's)")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA device here")
-    n = prof.seeds if seeds is None else seeds
+    n = prof.part_seeds.get(part, prof.seeds) if seeds is None else seeds
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"seeds must be a positive integer (how many seeds to average), got {seeds!r}")
-    return Setting(prof, device, tuple(range(n)))
+    return Setting(prof, device, tuple(range(n)), part, standing_in)
 
 
 # ----------------------------------------------------------------------------- caches
@@ -387,7 +437,8 @@ def result(profile: str, name: str, spec: RunSpec, compute: Callable[[], object]
         raise MissingResult(f"no result {path}")
     with _threads(spec.device):
         value = _rounded(compute())
-    record = dict(name=name, profile=profile, spec=asdict(spec), params=params or {}, device=spec.device,
+    record = dict(name=name, profile=profile, dataset=data.source(spec.dataset), arch=spec.arch, spec=asdict(spec),
+                  params=params or {}, device=spec.device,
                   torch=torch.__version__, commit=commit(), value=value)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

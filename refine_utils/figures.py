@@ -410,10 +410,12 @@ def _errors(model, ds) -> dict:
     return out
 
 
-def table1(setting: Setting, roles=("cifar10", "cifar100")) -> TableData:
-    """Table 1: train/test error of ResNet-(6n+2) and the UBN-shared models, and their parameters."""
+def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
+    """Table 1: train/test error of ResNet-(6n+2) and the UBN-shared models, and their parameters,
+    for each dataset role (default: every role the profile has data for)."""
     from . import paper
 
+    roles = roles or tuple(r for r in experiments.ROLES if r in setting.profile.datasets)
     colls = {role: _Collector(setting, role) for role in roles}
     rows = []
     for arch in paper.TABLE1["cifar10"]:

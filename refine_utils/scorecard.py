@@ -40,6 +40,7 @@ class Row:
     checks: list[Check]
     verdict: str
     caption: str = ""
+    evidence: str = ""  # which profile's results (see ``evidence``)
 
     def text(self) -> str:
         """The quoted numbers, one per line, and the verdict (deterministic: what nbval checks)."""
@@ -203,6 +204,7 @@ class Claim:
     statement: str
     compute: Callable[[experiments.Setting], FigureData]
     rule: Callable[[FigureData], list[Check]]
+    part: str = "main"  # the book's part (experiments.PARTS) whose results it reads
 
 
 #: The shared model of the appendix's per-block figures.
@@ -231,21 +233,23 @@ CLAIMS = [
           f"loss {paper.UNROLL_TRAIN_LOSS[0]} → {paper.UNROLL_TRAIN_LOSS[1]}, borderline test accuracy "
           f"{paper.UNROLL_BORDERLINE_ACC[0]:.0%} → {paper.UNROLL_BORDERLINE_ACC[1]:.0%} "
           f"(~{paper.UNROLL_BORDERLINE_COUNT} examples); the cosine stays negative.", figures.figure7, _fig7),
-    Claim("fig2-c100", "Fig. 2 (CIFAR-100)", "Same as Fig. 2 on CIFAR-100.", _c100(figures.figure2), _fig2),
-    Claim("fig3-c100", "Fig. 3 (CIFAR-100)", "Same as Fig. 3 on CIFAR-100.", _c100(figures.figure3), _fig3),
-    Claim("fig4-c100", "Fig. 4 (CIFAR-100)", "Same as Fig. 4 on CIFAR-100.", _c100(figures.figure4), _fig4),
-    Claim("fig5-c100", "Fig. 5 (CIFAR-100)", "Same as Fig. 5 on CIFAR-100.", _c100(figures.figure5), _fig5),
+    Claim("fig2-c100", "Fig. 2 (CIFAR-100)", "Same as Fig. 2 on CIFAR-100.", _c100(figures.figure2), _fig2, "cifar100"),
+    Claim("fig3-c100", "Fig. 3 (CIFAR-100)", "Same as Fig. 3 on CIFAR-100.", _c100(figures.figure3), _fig3, "cifar100"),
+    Claim("fig4-c100", "Fig. 4 (CIFAR-100)", "Same as Fig. 4 on CIFAR-100.", _c100(figures.figure4), _fig4, "cifar100"),
+    Claim("fig5-c100", "Fig. 5 (CIFAR-100)", "Same as Fig. 5 on CIFAR-100.", _c100(figures.figure5), _fig5, "cifar100"),
     Claim("shared_cos", "Appendix D", "For the shared (UBN) ResNet too, the cosine loss is negative for all blocks "
-          "and most negative for the higher blocks.", lambda s: figures.figure4(s, archs=SHARED), _fig4),
+          "and most negative for the higher blocks.", lambda s: figures.figure4(s, archs=SHARED), _fig4, "sharing"),
     Claim("fig8", "Fig. 8", "Naive sharing of the top 13 blocks of every stage gives lower validation accuracy than "
-          "ResNet-32; activations and gradients explode at initialisation (r much larger).", figures.figure8, _fig8),
+          "ResNet-32; activations and gradients explode at initialisation (r much larger).", figures.figure8, _fig8,
+          "sharing"),
     Claim("fig9", "Fig. 9", "Unshared BN statistics, γ initialised to 0.1 and unshared γ/β each help; unsharing BN "
-          "statistics matters most; the initial activation explosion drops sharply.", figures.figure9, _fig9),
+          "statistics matters most; the initial activation explosion drops sharply.", figures.figure9, _fig9,
+          "sharing"),
     Claim("table1", "Table 1", "ResNet-110-UBN reaches {:.2f} % test error on CIFAR-10 against {:.2f} % for ResNet-38 "
           "at a similar parameter count; ResNet-110 {:.2f} % against ResNet-32 {:.2f} %.".format(
               paper.TABLE1["cifar10"]["resnet110-ubn"][1], paper.TABLE1["cifar10"]["resnet38"][1],
               paper.TABLE1["cifar10"]["resnet110"][1], paper.TABLE1["cifar10"]["resnet32"][1]),
-          figures.table1, _table1),
+          figures.table1, _table1, "sharing"),
 ]
 
 
@@ -258,29 +262,48 @@ def check(key: str, data: FigureData) -> Row:
     return Row(claim.item, claim.statement, checks, verdict(checks), data.caption())
 
 
-def rows(setting: experiments.Setting) -> list[Row]:
-    """Every claim's row from the stored results of ``setting`` ("not yet run" where missing)."""
+def rows(profile: str | None = None, device: str | None = None, seeds: int | None = None) -> list[Row]:
+    """Every claim's row from the stored results of ``profile`` ("not yet run" where missing);
+    a part the profile omits is read from its fallback profile, and the row says so."""
     out = []
     with experiments.cached_only():
         for claim in CLAIMS:
+            setting = experiments.setting(profile, device, seeds, part=claim.part)
             try:
-                out.append(check(claim.key, claim.compute(setting)))
+                row = check(claim.key, claim.compute(setting))
             except experiments.MissingResult:
-                out.append(Row(claim.item, claim.statement, [], "not yet run"))
+                row = Row(claim.item, claim.statement, [], "not yet run")
+            row.evidence = evidence(setting)
+            out.append(row)
     return out
 
 
+def evidence(setting: experiments.Setting) -> str:
+    """Which profile's results a row or notebook reads (and, for a stand-in, why)."""
+    p = setting.profile
+    text = f"`{p.name}` ({', '.join(sorted(set(p.datasets.values())))}, {len(setting.seeds)} seed(s))"
+    if setting.standing_in is not None:
+        asked, why = setting.standing_in
+        text += f", standing in: `{asked}` omits this part ({why})"
+    return text
+
+
 def markdown(rows: list[Row]) -> str:
-    """A markdown table: item, the paper's claim, what we measured, the verdict."""
-    lines = ["| item | the paper | ours | verdict |", "| --- | --- | --- | --- |"]
+    """A markdown table: item, the paper's claim, what we measured, the verdict, the evidence."""
+    lines = ["| item | the paper | ours | verdict | evidence |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         ours = "<br>".join(f"{c.text}: **{c.value:.3g}** ({'holds' if c.holds else 'fails'})" for c in r.checks) or "—"
-        lines.append(f"| {r.item} | {r.claim} | {ours} | **{r.verdict}** |")
+        lines.append(f"| {r.item} | {r.claim} | {ours} | **{r.verdict}** | {r.evidence} |")
     return "\n".join(lines)
 
 
 def describe(setting: experiments.Setting) -> str:
-    """One line for the top of a notebook: which profile, device and seeds produced its numbers."""
+    """The top of a notebook: which profile, device and seeds produced its numbers."""
     p = setting.profile
-    return (f"**Profile `{p.name}`**: {p.description}. Device `{setting.device}`, "
+    text = (f"**Profile `{p.name}`**: {p.description}. Device `{setting.device}`, "
             f"{len(setting.seeds)} seed(s), commit `{experiments.commit()}`.")
+    if setting.standing_in is not None:
+        asked, why = setting.standing_in
+        text = (f"**Standing in.** Profile `{asked}` does not run this part of the book ({why}); "
+                f"what follows is profile `{p.name}`'s evidence.\n\n" + text)
+    return text

@@ -44,6 +44,24 @@ def test_cifar10_10k_needs_its_files(tmp_path):
         data.load("cifar10-10k", tmp_path)
 
 
+def test_cifar10_10k_is_drawn_from_a_full_cifar10_by_the_subset_rule(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    labels = rng.permutation(np.repeat(np.arange(10), 7))
+    images = rng.integers(0, 256, (70, 32, 32, 3), dtype=np.uint8)
+    (tmp_path / "cifar10").mkdir()
+    np.savez(tmp_path / "cifar10" / "train.npz", images=images, labels=labels)
+    _write_npz(tmp_path / "cifar10", "test.npz", 10, 1)
+    monkeypatch.setattr(data, "SUBSET_PER_CLASS", 3)
+    ds = data.load("cifar10-10k", tmp_path)
+    # the rule, as the shared copy's README states it
+    pick = np.random.default_rng(0)
+    want = np.sort(np.concatenate([pick.choice(np.flatnonzero(labels == c), 3, replace=False) for c in range(10)]))
+    assert torch.equal(ds.train.labels, torch.from_numpy(labels[want]))
+    assert torch.equal(ds.train.images[5].permute(1, 2, 0), torch.from_numpy(images[want[5]]))
+    assert torch.bincount(ds.train.labels).tolist() == [3] * 10 and len(ds.test) == 10
+    assert data.source(ds.name) == "cifar10" and data.source("digits") == "digits"
+
+
 def test_missing_cifar_offline_says_where_to_put_it(tmp_path):
     with pytest.raises(data.DatasetMissing, match=str(tmp_path)) as e:
         data.load("cifar100", tmp_path, download=False)

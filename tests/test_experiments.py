@@ -60,6 +60,24 @@ def test_setting_rejects_bad_parameters(kw, match):
         E.setting(**kw)
 
 
+def test_a_part_the_profile_omits_falls_back_to_another_profile_and_says_why():
+    main = E.setting("cifar10-cpu")
+    assert main.profile.name == "cifar10-cpu" and main.standing_in is None and main.seeds == (0, 1)
+    assert main.spec("resnet110").dataset == "cifar10-10k"
+    sharing = E.setting("cifar10-cpu", part="sharing")
+    assert sharing.profile.name == "cifar10-cpu" and sharing.seeds == (0,)  # its own seed count
+    c100 = E.setting("cifar10-cpu", part="cifar100", seeds=3)
+    assert c100.profile.name == "smoke" and c100.seeds == (0, 1, 2)
+    assert c100.standing_in == ("cifar10-cpu", E.CIFAR10_CPU.omitted["cifar100"])
+    with pytest.raises(ValueError, match="unknown part 'appendix'"):
+        E.setting(part="appendix")
+    alone = E.Profile(name="alone", description="", device="cpu", omitted={"sharing": "too slow"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(E.PROFILES, "alone", alone)
+        with pytest.raises(ValueError, match="does not run the sharing part: too slow"):
+            E.setting("alone", part="sharing")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
 def test_setting_refuses_cuda_without_a_gpu():
     with pytest.raises(ValueError, match="no CUDA device"):
@@ -86,6 +104,7 @@ def test_result_is_computed_once_then_read(tmp_caches):
     assert first["value"] == {"x": 0.333333, "xs": [0.666667, None]}  # stored to 6 significant digits
     assert first["spec"]["arch"] == "resnet32" and first["profile"] == "smoke" and first["torch"] == torch.__version__
     assert first["commit"] and first["device"] == "cpu"
+    assert first["dataset"] == "digits" and first["arch"] == "resnet32"
     E.result("smoke", "thing", tiny(), compute, {"split": "train"})  # other params: recomputed
     E.result("smoke", "thing", tiny(seed=1), compute, {"split": "test"})  # other spec: recomputed
     assert len(calls) == 3

@@ -109,7 +109,16 @@ def test_scorecard_rules_can_fail():
 def test_scorecard_says_not_yet_run_without_results(tmp_path, monkeypatch):
     monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
     monkeypatch.setattr(E, "trained", lambda spec: pytest.fail("the scorecard trained"))
-    rows = scorecard.rows(E.setting("smoke"))
+    rows = scorecard.rows("smoke")
     assert len(rows) == len(scorecard.CLAIMS)
     assert {r.verdict for r in rows} == {"not yet run"}
     assert "not yet run" in scorecard.markdown(rows)
+
+
+def test_scorecard_reads_an_omitted_part_from_the_fallback_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
+    rows = {c.key: r for c, r in zip(scorecard.CLAIMS, scorecard.rows("cifar10-cpu"))}
+    assert rows["fig2"].evidence.startswith("`cifar10-cpu` (cifar10-10k, 2 seed(s))")
+    assert rows["table1"].evidence.startswith("`cifar10-cpu` (cifar10-10k, 1 seed(s))")
+    assert rows["fig2-c100"].evidence.startswith("`smoke` (digits") and "`cifar10-cpu` omits" in rows["fig2-c100"].evidence
+    assert "standing in" in scorecard.markdown(list(rows.values()))
