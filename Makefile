@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test env browser clean
+.PHONY: book test results env browser clean
 
 env: $(STAMP)
 
@@ -23,6 +23,15 @@ book: $(STAMP)
 	@echo ""
 	@echo "The book is built. Open it (it works offline, from disk):"
 	@echo "    file://$(CURDIR)/_build/html/index.html"
+
+# Recompute (or resume) one profile's results: its networks trained one process per core, then
+# every notebook executed by papermill with profile=$(PROFILE); trained checkpoints cached in $$REFINE_CACHE_DIR (default cache/), results
+# written to results/$(PROFILE)/, executed copies to _build/executed/$(PROFILE)/. Real CIFAR
+# is read from $$REFINE_DATA_DIR (default ./data), e.g.
+#     make results PROFILE=cifar10-cpu REFINE_DATA_DIR=/path/to/folder/with/cifar10
+PROFILE ?= smoke
+results: $(STAMP)
+	$(BIN)/refine results --profile $(PROFILE)
 
 # Unit tests, every notebook re-run from scratch at profile=smoke and checked by nbval, the
 # book build, and the built site checked in headless chromium.

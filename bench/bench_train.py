@@ -100,17 +100,9 @@ def synthetic_cifar(n: int = N_IMAGES, seed: int = 0) -> tuple[np.ndarray, np.nd
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
 
 
-@functools.lru_cache(maxsize=None)
 def flops_per_image(arch: str, width: float) -> float:
     """FLOPs of one training step per image: convolutions and the linear layer, forward and backward."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.device("meta"):
-        model = models.build(arch, width=width)
-        x, y = torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
-    with FlopCounterMode(display=False) as counter:
-        nn.functional.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops() / 2
+    return models.train_flops(arch, width)
 
 
 def peak_bf16(device_name: str) -> float | None:

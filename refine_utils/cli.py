@@ -1,4 +1,5 @@
-"""``refine``: the command line. ``refine train`` trains one network and writes its checkpoint."""
+"""``refine``: the command line. ``refine train`` trains one network and writes its checkpoint;
+``refine results`` computes a whole profile's results (``book.execute``)."""
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,22 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download CIFAR with torchvision if it is not on disk")
     t.add_argument("--out", default=None, help="checkpoint file (default: checkpoints/<arch>-<dataset>-w<width>-e<epochs>-s<seed>.pt)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    r = sub.add_parser("results", help="compute a profile's results: train its networks, execute every notebook",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Train every network the book needs at --profile (resuming from checkpoints), "
+                                   "--workers at a time, then execute every notebook with that profile. Results go to "
+                                   "results/<profile>/ ($REFINE_RESULTS_DIR), checkpoints to cache/ ($REFINE_CACHE_DIR), "
+                                   "CIFAR is read from $REFINE_DATA_DIR (default ./data).")
+    r.add_argument("--profile", required=True, help="a profile of refine_utils.experiments.PROFILES")
+    r.add_argument("--workers", type=_positive_int, default=None, help="training processes (default: one per CPU core)")
+    r.add_argument("--out", default=None, help="folder for the executed notebooks (default: _build/executed/<profile>)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "results":
+        return results(args)
     try:
         ds = data.load(args.dataset, args.data_dir, download=args.download)
     except data.DatasetMissing as e:
@@ -74,6 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     last = hist.records[-1]
     print(f"done: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}, checkpoint {out}")
+    return 0
+
+
+def results(args) -> int:
+    from . import book, experiments
+
+    if args.profile not in experiments.PROFILES:
+        print(f"refine: unknown profile {args.profile!r}; choose one of: {', '.join(experiments.PROFILES)}", file=sys.stderr)
+        return 2
+    try:
+        book.execute(args.profile, args.out or f"_build/executed/{args.profile}", args.workers)
+    except data.DatasetMissing as e:
+        print(f"refine: {e}", file=sys.stderr)
+        return 2
+    print(f"done: results in {experiments.results_dir() / args.profile}")
     return 0
 
 

@@ -389,6 +389,54 @@ def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, 
     return model, history
 
 
+#: The architectures each part of the book trains (its figures and tables read them).
+def _part_archs(part: str) -> tuple[str, ...]:
+    from . import paper
+
+    if part == "sharing":
+        return tuple(dict.fromkeys([*paper.TABLE1["cifar10"], *models.ABLATION, "resnet32"]))
+    return models.FIGURE_ARCHS
+
+
+def book_specs(profile: str) -> list[RunSpec]:
+    """Every network the book trains at ``profile`` (none for the parts it omits), costliest
+    first: what ``pretrain`` spreads over processes."""
+    prof = get_profile(profile)
+    specs = {}
+    for part in PARTS:
+        if part in prof.omitted:
+            continue
+        roles = ("cifar100",) if part == "cifar100" else ("cifar10",) if part == "main" else \
+            tuple(r for r in ROLES if r in prof.datasets)
+        for role in roles:
+            for arch in _part_archs(part):
+                for seed in range(prof.part_seeds.get(part, prof.seeds)):
+                    spec = prof.spec(arch, seed, role)
+                    specs[spec.key] = spec
+    return sorted(specs.values(), key=_cost, reverse=True)
+
+
+def _cost(spec: RunSpec) -> float:
+    return models.train_flops(spec.arch, spec.width) * spec.epochs
+
+
+def _train_quietly(spec: RunSpec) -> int | None:
+    """A pretraining worker's job: train ``spec``, return the epoch it diverged at (or None)."""
+    return run(spec)[1].diverged
+
+
+def pretrain(profile: str, workers: int = 1) -> list[int | None]:
+    """Train (or resume, or find) every network of ``book_specs(profile)``, ``workers`` processes
+    at a time; returns each run's divergence epoch (None: trained). A run's weights depend on its
+    spec alone (seeded, ``CPU_THREADS`` threads), so this only changes when they are computed."""
+    from . import sweep
+
+    specs = book_specs(profile)
+    if workers == 1:
+        return [run(spec, progress=True)[1].diverged for spec in specs]
+    return sweep.run(_train_quietly, specs, executor="processes", workers=workers)
+
+
 def _rounded(value, digits: int = 6):
     """Floats to ``digits`` significant digits (short, text-diffable JSON); the rest unchanged."""
     if isinstance(value, float):

@@ -33,6 +33,8 @@ its parameters once in ``model.parameters()``.
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -307,6 +309,20 @@ def build(arch: str, num_classes: int = 10, width: float = 1.0) -> ResidualNet:
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes!r}")
     return ARCHS[arch](num_classes=num_classes, width=width)
+
+
+@functools.lru_cache(maxsize=None)
+def train_flops(arch: str, width: float = 1.0) -> float:
+    """FLOPs of one training step per image (convolutions and the linear layer, forward and
+    backward), counted on a meta-device model: no memory, no arithmetic."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build(arch, width=width)
+        x, y = torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / 2
 
 
 def count_parameters(model: nn.Module, with_bn_stats: bool = False) -> int:

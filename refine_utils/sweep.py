@@ -3,7 +3,9 @@
 Table 1 alone is 7 models x 2 datasets x 4 seeds. ``run(fn, specs)`` is the one call that
 fans such a set out. The executor is pluggable and never home-made process management:
 
-- ``"sequential"`` (default): a plain loop in this process; what the CPU smoke profile uses.
+- ``"sequential"`` (default): a plain loop in this process.
+- ``"processes"``: the standard library's process pool on this machine, ``workers`` at a time
+  (default: one per CPU core); what filling a CPU's cores with single-threaded runs needs.
 - ``"local"``: submitit's ``LocalExecutor``, one subprocess per spec on this machine (several
   GPUs of one box: set ``gpus_per_node`` and submitit hands each job its device).
 - ``"slurm"``: submitit's ``AutoExecutor`` on a Slurm cluster, one array task per spec.
@@ -14,13 +16,14 @@ a re-submitted spec picks its checkpoint up), so a pre-empted job costs only its
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-EXECUTORS = ("sequential", "local", "slurm")
+EXECUTORS = ("sequential", "processes", "local", "slurm")
 
 
 class SweepError(RuntimeError):
@@ -42,6 +45,8 @@ def run(fn: Callable[[T], R], specs: Sequence[T], executor: Any = "sequential", 
         if parameters:
             raise ValueError(f"the sequential executor takes no parameters, got {sorted(parameters)}")
         return [fn(spec) for spec in specs]
+    if executor == "processes":
+        return _pool(fn, specs, **parameters)
     ex = _executor(executor, Path(folder))
     if parameters:
         ex.update_parameters(**parameters)
@@ -52,6 +57,27 @@ def run(fn: Callable[[T], R], specs: Sequence[T], executor: Any = "sequential", 
             results.append(job.result())
         except Exception as e:  # submitit re-raises the worker's failure with its traceback
             failures.append(f"{spec!r}: job {job.job_id} failed ({type(e).__name__}); log: {job.paths.stderr}")
+    if failures:
+        raise SweepError(f"{len(failures)} of {len(specs)} runs failed:\n" + "\n".join(failures))
+    return results
+
+
+def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None) -> list[R]:
+    """``fn`` over ``specs`` in ``workers`` fresh ("spawn") processes, in submission order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = workers or os.cpu_count() or 1
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, spec) for spec in specs]
+        results, failures = [], []
+        for spec, future in zip(specs, futures):
+            try:
+                results.append(future.result())
+            except Exception as e:
+                failures.append(f"{spec!r}: {type(e).__name__}: {e}")
     if failures:
         raise SweepError(f"{len(failures)} of {len(specs)} runs failed:\n" + "\n".join(failures))
     return results

@@ -1,8 +1,10 @@
 """Every notebook executed from scratch at ``profile=smoke``, then checked with nbval.
 
-The session fixture runs each notebook of the book (in reading order, the order of ``_toc.yml``)
-with papermill into a temporary folder, with empty checkpoint and results caches, so every
-trained network and every result is recomputed. Then:
+The session fixture runs ``book.execute("smoke", ...)``, what ``make results PROFILE=smoke`` runs:
+every network the book needs trained one process per core, then each notebook of the book (in
+reading order, the order of ``_toc.yml``) executed by papermill into a temporary folder, with
+empty checkpoint and results caches, so every trained network and every result is recomputed.
+Then:
 
 - nbval (``--nbval-lax``) re-executes the executed notebooks and compares the cells tagged
   ``nbval-check-output`` (the printed numbers) with papermill's outputs, sanitised by
@@ -14,12 +16,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from refine_utils import experiments
+from refine_utils import book, experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,23 +36,21 @@ def toc_files() -> list[str]:
     return files
 
 
-NOTEBOOKS = [ROOT / f"{f}.ipynb" for f in toc_files() if f.startswith("notebooks/")]
+NOTEBOOKS = book.notebooks()
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """(executed notebooks folder, fresh results folder, environment) after running the book at smoke."""
-    import papermill
-
     tmp = tmp_path_factory.mktemp("smoke")
     env = {"REFINE_RESULTS_DIR": str(tmp / "results"), "REFINE_CACHE_DIR": str(tmp / "cache"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        for nb in NOTEBOOKS:
-            papermill.execute_notebook(str(nb), str(tmp / nb.name), parameters=dict(profile="smoke"),
-                                       cwd=str(nb.parent), kernel_name="python3", progress_bar=False)
+        t = time.perf_counter()
+        book.execute("smoke", tmp, progress=False)  # what `make results PROFILE=smoke` runs
+        print(f"\nthe smoke book from scratch: {time.perf_counter() - t:.0f} s")
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -75,6 +76,12 @@ def test_notebooks_are_committed_thin_and_without_outputs(path):
     source = "\n".join("".join(c["source"]) for c in code)
     for definition in ("def ", "class ", "for x, y in", "nn.Module", ".backward("):
         assert definition not in source, f"no model, loop or metric is defined inside a notebook ({definition!r})"
+
+
+def test_pretraining_trains_exactly_the_networks_the_notebooks_read(smoke_run):
+    folder, _, env = smoke_run
+    trained = {p.stem for p in (Path(env["REFINE_CACHE_DIR"])).glob("*.pt")}
+    assert trained == {spec.name for spec in experiments.book_specs("smoke")}
 
 
 def test_nbval_on_the_executed_notebooks(smoke_run):

@@ -33,6 +33,12 @@ def test_sequential_is_a_plain_map():
     assert sweep.run(lambda x: x * x, [1, 2, 3]) == [1, 4, 9]
 
 
+def test_process_pool_matches_in_process_and_names_failures():
+    assert sweep.run(train_tiny, [0, 1], executor="processes", workers=2) == [train_tiny(0), train_tiny(1)]
+    with pytest.raises(sweep.SweepError, match="1 of 3 runs failed:\n2: ValueError: two"):
+        sweep.run(fail_on_two, [1, 2, 3], executor="processes", workers=2)
+
+
 def test_local_submitit_sweep_matches_in_process(tmp_path):
     seeds = [0, 1]
     local = sweep.run(train_tiny, seeds, executor="local", folder=tmp_path, timeout_min=10)
@@ -46,5 +52,5 @@ def test_failed_runs_are_named_with_their_logs(tmp_path):
 
 
 def test_unknown_executor():
-    with pytest.raises(ValueError, match="sequential, local, slurm"):
+    with pytest.raises(ValueError, match="sequential, processes, local, slurm"):
         sweep.run(abs, [1], executor="kubernetes")

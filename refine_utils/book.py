@@ -1,0 +1,41 @@
+"""Compute a profile's results from scratch (or resume): train every network the book needs,
+spread over processes, then execute every notebook of the table of contents with papermill.
+
+This is what ``make results PROFILE=...`` and the test suite's smoke run call, so the book CI
+checks is the book a reader recomputes. Checkpoints, results and data go where ``experiments``
+and ``data`` put them (``$REFINE_CACHE_DIR``, ``$REFINE_RESULTS_DIR``, ``$REFINE_DATA_DIR``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import experiments
+
+
+def notebooks(root: Path = experiments.ROOT) -> list[Path]:
+    """The figure notebooks of ``_toc.yml``, in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    return [root / f"{f}.ipynb" for f in files if f.startswith("notebooks/")]
+
+
+def execute(profile: str, out: str | os.PathLike, workers: int | None = None, progress: bool = True) -> list[Path]:
+    """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core), then run
+    every notebook with ``profile=<profile>``; returns the executed copies, written to ``out``."""
+    import papermill
+
+    experiments.get_profile(profile)  # an unknown profile fails before anything runs
+    experiments.pretrain(profile, workers or os.cpu_count() or 1)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in notebooks():
+        if progress:
+            print(f"executing {nb.name} (profile {profile})", flush=True)
+        papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile), cwd=str(nb.parent),
+                                   kernel_name="python3", progress_bar=progress)
+        done.append(out / nb.name)
+    return done
