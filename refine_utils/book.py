@@ -27,7 +27,8 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     every notebook with ``profile=<profile>``; returns the executed copies, written to ``out``."""
     import papermill
 
-    experiments.get_profile(profile)  # an unknown profile fails before anything runs
+    for name in {spec.dataset for spec in experiments.book_specs(profile)}:
+        experiments.dataset(name)  # an unknown profile or missing data fails here, before anything runs
     experiments.pretrain(profile, workers or os.cpu_count() or 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

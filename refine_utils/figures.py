@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import experiments, models
+from . import data, experiments, models
 from .experiments import Setting
 
 SPLITS = {"train": "train", "test": "validation"}
@@ -65,7 +65,7 @@ class FigureData:
     def caption(self) -> str:
         m = self.meta
         nets = ", ".join(f"{a} (width {w:g}, {e} epochs)" for a, (w, e) in m["archs"].items())
-        stand_in = f" standing in for {m['role']}" if m["dataset"] != m["role"] else ""
+        stand_in = f" standing in for {m['role']}" if data.source(m["dataset"]) != m["role"] else ""
         return (f"profile {m['profile']}: {m['dataset']}{stand_in}; {nets}; seeds {m['seeds']}; "
                 f"device {m['device']}; commit {', '.join(m['commits'])}")
 
@@ -401,7 +401,7 @@ def _pm(values: list) -> str:
 
 def _errors(model, ds) -> dict:
     """Train and test error (%) of a trained network, evaluated without augmentation."""
-    from . import data, train
+    from . import train
 
     out = {}
     for split in ("train", "test"):

@@ -33,6 +33,17 @@ def test_missing_cifar_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "REFINE_DATA_DIR" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_results_refuses_an_unknown_profile_or_missing_data_before_training(tmp_path, monkeypatch, capsys):
+    assert cli.main(["results", "--profile", "huge"]) == 2
+    assert "unknown profile 'huge'" in capsys.readouterr().err
+    monkeypatch.setenv("REFINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["results", "--profile", "cifar10-cpu", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "train_10k.npz" in err and str(tmp_path) in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 def test_train_writes_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "r.pt"
     assert cli.main(["train", "--arch", "resnet110", "--dataset", "digits", "--epochs", "1", "--width", "0.125",

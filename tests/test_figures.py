@@ -1,9 +1,11 @@
 """Figure data, plots and scorecard rules on a tiny profile (one small network, one epoch)."""
+import json
+
 import numpy as np
 import pytest
 
 from refine_utils import experiments as E
-from refine_utils import figures, plots, scorecard
+from refine_utils import data, figures, plots, scorecard
 from refine_utils.figures import FigureData, Series
 
 TINY = E.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
@@ -122,3 +124,19 @@ def test_scorecard_reads_an_omitted_part_from_the_fallback_and_says_so(tmp_path,
     assert rows["table1"].evidence.startswith("`cifar10-cpu` (cifar10-10k, 1 seed(s))")
     assert rows["fig2-c100"].evidence.startswith("`smoke` (digits") and "`cifar10-cpu` omits" in rows["fig2-c100"].evidence
     assert "standing in" in scorecard.markdown(list(rows.values()))
+
+
+def test_the_published_profile_is_committed_whole(monkeypatch):
+    """``make book`` never trains: every claim of the published profile reads committed results,
+    and every committed record names its profile, dataset proper and architecture."""
+    monkeypatch.delenv("REFINE_RESULTS_DIR", raising=False)
+    monkeypatch.setattr(E, "trained", lambda spec: pytest.fail("the scorecard trained"))
+    rows = scorecard.rows()
+    assert [r.item for r in rows if r.verdict == "not yet run"] == []
+    records = [json.loads(p.read_text()) for p in (E.ROOT / "results" / E.PUBLISHED).rglob("*.json")]
+    assert records
+    for r in records:
+        assert r["profile"] == E.PUBLISHED and r["arch"] == r["spec"]["arch"]
+        assert r["dataset"] == data.source(r["spec"]["dataset"])
+    if E.PUBLISHED == "cifar10-cpu":
+        assert {r["dataset"] for r in records} == {"cifar10"}
