@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -148,12 +149,8 @@ def training_curves(setting: Setting, role: str = "cifar10", metric: str = "acc"
     if metric not in ("acc", "loss"):
         raise ValueError(f"metric must be 'acc' or 'loss', got {metric!r}")
     c = _Collector(setting, role)
-    panels = {}
-    for arch in archs:
-        hists = [c.history(arch, s) for s in setting.seeds]
-        epochs = [r["epoch"] + 1 for r in hists[0]]
-        panels[arch] = {label: Series(epochs, [[r[f"{split}_{metric}"] for r in h] for h in hists])
-                        for split, label in SPLITS.items()}
+    panels = {arch: {label: _curves(c, arch, f"{split}_{metric}", diverged_ok=False)
+                     for split, label in SPLITS.items()} for arch in archs}
     return FigureData(f"training {metric}", "epoch", "accuracy" if metric == "acc" else "cross-entropy",
                       panels, c.meta())
 
@@ -211,10 +208,8 @@ def figure5(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) 
     c = _Collector(setting, role)
     panels = {}
     for arch in archs:
-        hists = [c.history(arch, s) for s in setting.seeds]
-        epochs = [r["epoch"] + 1 for r in hists[0]]
         blocks = _last_stage(arch)  # intermediate_acc[k]: the head after block blocks[k]
-        panels[arch] = {f"block {i + 1}": Series(epochs, [[r["intermediate_acc"][k] for r in h] for h in hists])
+        panels[arch] = {f"block {i + 1}": _curves(c, arch, lambda r, k=k: r["intermediate_acc"][k], diverged_ok=False)
                         for k, i in enumerate(blocks)}
     return FigureData("Fig. 5: intermediate accuracy in the last stage", "epoch", "validation accuracy",
                       panels, c.meta())
@@ -227,10 +222,8 @@ def per_epoch(setting: Setting, quantity: str, role: str = "cifar10", archs=mode
     c = _Collector(setting, role)
     panels = {}
     for arch in archs:
-        hists = [c.history(arch, s) for s in setting.seeds]
-        epochs = [r["epoch"] + 1 for r in hists[0]]
-        n = len(hists[0][0][quantity])
-        panels[arch] = {f"block {i + 1}": Series(epochs, [[r[quantity][i] for r in h] for h in hists])
+        n = len(c.history(arch, setting.seeds[0])[0][quantity])
+        panels[arch] = {f"block {i + 1}": _curves(c, arch, lambda r, i=i: r[quantity][i], diverged_ok=False)
                         for i in range(n)}
     label = {"cos": "cosine loss", "ratio": "l2 ratio"}[quantity]
     return FigureData(f"{label} per block during training", "epoch", label, panels, c.meta())
@@ -314,11 +307,15 @@ def _at_init(c: _Collector, arch: str, seed: int) -> dict:
     return record["value"]
 
 
-def _curves(c: _Collector, arch: str, key: str, label: str) -> Series:
-    """``key`` of every epoch's record, one run per seed (runs that diverged stop early)."""
-    runs = [c.run(arch, s)["records"] for s in c.setting.seeds]
+def _curves(c: _Collector, arch: str, pick: str | Callable[[dict], float], diverged_ok: bool = True) -> Series:
+    """``pick`` (a record key, or a function of the record) of every epoch, one run per seed.
+
+    A diverged run stops early (its curve is padded with None) where ``diverged_ok``; otherwise
+    it raises ``experiments.Diverged`` (the figures that also probe the trained network)."""
+    get = pick if callable(pick) else (lambda r: r[pick])
+    runs = [c.run(arch, s)["records"] if diverged_ok else c.history(arch, s) for s in c.setting.seeds]
     longest = max(runs, key=len)
-    return Series([r["epoch"] + 1 for r in longest], [[r[key] for r in run] + [None] * (len(longest) - len(run))
+    return Series([r["epoch"] + 1 for r in longest], [[get(r) for r in run] + [None] * (len(longest) - len(run))
                                                      for run in runs])
 
 
@@ -340,8 +337,8 @@ def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-sh
     init = {}
     for arch in (reference, shared):
         for split, label in SPLITS.items():
-            panels["accuracy"][f"{arch} {label}"] = _curves(c, arch, f"{split}_acc", label)
-        panels["gradient-norm ratio r"][arch] = _curves(c, arch, "grad_ratio", arch)
+            panels["accuracy"][f"{arch} {label}"] = _curves(c, arch, f"{split}_acc")
+        panels["gradient-norm ratio r"][arch] = _curves(c, arch, "grad_ratio")
         init[arch] = [_at_init(c, arch, s) for s in setting.seeds]
         panels["activation norm at initialisation"][arch] = Series(
             list(range(len(init[arch][0]["act_norms"]))), [r["act_norms"] for r in init[arch]])
@@ -357,8 +354,8 @@ def figure9(setting: Setting, role: str = "cifar10", variants: dict = models.ABL
     c = _Collector(setting, role)
     panels = {"validation accuracy": {}, "train accuracy": {}, "activation norm at initialisation": {}}
     for arch, label in variants.items():
-        panels["validation accuracy"][label] = _curves(c, arch, "test_acc", label)
-        panels["train accuracy"][label] = _curves(c, arch, "train_acc", label)
+        panels["validation accuracy"][label] = _curves(c, arch, "test_acc")
+        panels["train accuracy"][label] = _curves(c, arch, "train_acc")
         runs = [_at_init(c, arch, s) for s in setting.seeds]
         panels["activation norm at initialisation"][label] = Series(list(range(len(runs[0]["act_norms"]))),
                                                                     [r["act_norms"] for r in runs])
