@@ -49,3 +49,14 @@ def test_table1_marks_diverged_rows_and_counts_parameters(setting, monkeypatch):
     text = table.markdown()
     assert "| resnet38 | diverged | diverged |" in text and "| resnet32 | 1.00 | 2.00 |" in text
     assert scorecard.check("table1", table).checks[0].value == 1.0
+
+
+def test_table1_has_a_column_group_per_dataset_the_profile_has(setting, monkeypatch):
+    monkeypatch.setattr(figures, "_errors", lambda model, ds: dict(train_err=1.0, test_err=2.0))
+    assert figures.table1(setting).roles == ("cifar10", "cifar100")
+    only10 = E.Profile(name="tiny-c10", description="test", device="cpu", datasets={"cifar10": "digits"},
+                       widths=TINY.widths, epochs=TINY.epochs, batch_size=256, monitor=40)
+    monkeypatch.setitem(E.PROFILES, only10.name, only10)
+    table = figures.table1(E.setting(only10.name))
+    assert table.roles == ("cifar10",) and "cifar100" not in table.markdown()
+    assert scorecard.check("table1", table).verdict in scorecard.VERDICTS
