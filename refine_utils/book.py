@@ -29,7 +29,7 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
 
     for name in {spec.dataset for spec in experiments.book_specs(profile)}:
         experiments.dataset(name)  # an unknown profile or missing data fails here, before anything runs
-    experiments.pretrain(profile, workers or os.cpu_count() or 1)
+    experiments.pretrain(profile, workers or os.cpu_count() or 1, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = []

@@ -425,7 +425,7 @@ def _train_quietly(spec: RunSpec) -> int | None:
     return run(spec)[1].diverged
 
 
-def pretrain(profile: str, workers: int = 1) -> list[int | None]:
+def pretrain(profile: str, workers: int = 1, progress: bool = True) -> list[int | None]:
     """Train (or resume, or find) every network of ``book_specs(profile)``, ``workers`` processes
     at a time; returns each run's divergence epoch (None: trained). A run's weights depend on its
     spec alone (seeded, ``CPU_THREADS`` threads), so this only changes when they are computed."""
@@ -433,8 +433,8 @@ def pretrain(profile: str, workers: int = 1) -> list[int | None]:
 
     specs = book_specs(profile)
     if workers == 1:
-        return [run(spec, progress=True)[1].diverged for spec in specs]
-    return sweep.run(_train_quietly, specs, executor="processes", workers=workers)
+        return [run(spec, progress=progress)[1].diverged for spec in specs]
+    return sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
 
 
 def _rounded(value, digits: int = 6):

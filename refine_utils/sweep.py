@@ -62,16 +62,22 @@ def run(fn: Callable[[T], R], specs: Sequence[T], executor: Any = "sequential", 
     return results
 
 
-def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None) -> list[R]:
-    """``fn`` over ``specs`` in ``workers`` fresh ("spawn") processes, in submission order."""
+def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None, progress: bool = True) -> list[R]:
+    """``fn`` over ``specs`` in ``workers`` fresh ("spawn") processes, results in submission order
+    (a progress bar counts finished runs)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
 
     workers = workers or os.cpu_count() or 1
     if not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, spec) for spec in specs]
+        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({workers} processes)", unit="run",
+                      disable=not progress):
+            pass
         results, failures = [], []
         for spec, future in zip(specs, futures):
             try:
