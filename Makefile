@@ -16,9 +16,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[book,test]"
 	touch $(STAMP)
 
+# jupyter-cache keys a notebook on its code alone: when the results or the library change,
+# the cached executions are stale, so they are dropped.
+RESULTS_STAMP := _build/.results-stamp
+$(RESULTS_STAMP): $(shell find results refine_utils -type f -not -name '*.pyc' 2>/dev/null)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
 # Executes every notebook against the committed results/ of the published profile (no
 # training), with jupyter-cache, and fails on any notebook error (-W).
-book: $(STAMP)
+book: $(STAMP) $(RESULTS_STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo ""
 	@echo "The book is built. Open it (it works offline, from disk):"
