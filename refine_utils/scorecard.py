@@ -188,7 +188,7 @@ def _fig9(d: FigureData) -> list[Check]:
 
 
 def _table1(t) -> list[Check]:
-    test = {row["arch"]: np.nanmean(np.array(row["cifar10"]["test_err"], dtype=float)) for row in t.rows}
+    test = {row["arch"]: figures.Series([0], [[e] for e in row["cifar10"]["test_err"]]).mean[0] for row in t.rows}
     matched = float(np.mean([row["params_match"] for row in t.rows]))
     ubn = test["resnet110-ubn"] - test["resnet38"]
     deep = test["resnet110"] - test["resnet32"]
