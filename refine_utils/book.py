@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import experiments
+from . import data, experiments
 
 
 def notebooks(root: Path = experiments.ROOT) -> list[Path]:
@@ -27,6 +27,11 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     every notebook with ``profile=<profile>``; returns the executed copies, written to ``out``."""
     import papermill
 
+    # Notebooks run in notebooks/: folders named relative to where this is called stay meant so.
+    os.environ["REFINE_DATA_DIR"] = str(data.default_data_dir().resolve())
+    for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
+        if var in os.environ:
+            os.environ[var] = str(Path(os.environ[var]).resolve())
     for name in {spec.dataset for spec in experiments.book_specs(profile)}:
         experiments.dataset(name)  # an unknown profile or missing data fails here, before anything runs
     experiments.pretrain(profile, workers or os.cpu_count() or 1, progress)
