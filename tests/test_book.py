@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from refine_utils import experiments
 from test_notebooks import ROOT, toc_files
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,7 +44,7 @@ def test_every_toc_page_is_built(site):
 
 def test_figures_state_their_provenance(site):
     page = (site / "notebooks" / "fig2_l2_ratio.html").read_text()
-    assert "Profile <code" in page and "smoke" in page
+    assert "Profile <code" in page and experiments.PUBLISHED in page
     assert page.count("<img") >= 1
 
 

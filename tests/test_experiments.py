@@ -60,22 +60,23 @@ def test_setting_rejects_bad_parameters(kw, match):
         E.setting(**kw)
 
 
-def test_a_part_the_profile_omits_falls_back_to_another_profile_and_says_why():
+def test_a_part_the_profile_omits_falls_back_to_another_profile_and_says_why(monkeypatch):
     main = E.setting("cifar10-cpu")
     assert main.profile.name == "cifar10-cpu" and main.standing_in is None and main.seeds == (0, 1)
     assert main.spec("resnet110").dataset == "cifar10-10k"
-    sharing = E.setting("cifar10-cpu", part="sharing")
-    assert sharing.profile.name == "cifar10-cpu" and sharing.seeds == (0,)  # its own seed count
-    c100 = E.setting("cifar10-cpu", part="cifar100", seeds=3)
-    assert c100.profile.name == "smoke" and c100.seeds == (0, 1, 2)
-    assert c100.standing_in == ("cifar10-cpu", E.CIFAR10_CPU.omitted["cifar100"])
+    parted = E.Profile(name="parted", description="", device="cpu", datasets={"cifar10": "digits"}, seeds=2,
+                       part_seeds={"sharing": 1}, omitted={"cifar100": "no data"}, fallback="smoke")
+    monkeypatch.setitem(E.PROFILES, "parted", parted)
+    sharing = E.setting("parted", part="sharing")
+    assert sharing.profile.name == "parted" and sharing.seeds == (0,)  # its own seed count
+    c100 = E.setting("parted", part="cifar100", seeds=3)
+    assert c100.profile.name == "smoke" and c100.seeds == (0, 1, 2) and c100.standing_in == ("parted", "no data")
     with pytest.raises(ValueError, match="unknown part 'appendix'"):
         E.setting(part="appendix")
     alone = E.Profile(name="alone", description="", device="cpu", omitted={"sharing": "too slow"})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(E.PROFILES, "alone", alone)
-        with pytest.raises(ValueError, match="does not run the sharing part: too slow"):
-            E.setting("alone", part="sharing")
+    monkeypatch.setitem(E.PROFILES, "alone", alone)
+    with pytest.raises(ValueError, match="does not run the sharing part: too slow"):
+        E.setting("alone", part="sharing")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
