@@ -41,6 +41,7 @@ class Row:
     verdict: str
     caption: str = ""
     evidence: str = ""  # which profile's results (see ``evidence``)
+    standing_in: bool = False  # read from the fallback profile: the profile asked for omits this part
 
     def text(self) -> str:
         """The quoted numbers, one per line, and the verdict (deterministic: what nbval checks)."""
@@ -273,7 +274,7 @@ def rows(profile: str | None = None, device: str | None = None, seeds: int | Non
                 row = check(claim.key, claim.compute(setting))
             except experiments.MissingResult:
                 row = Row(claim.item, claim.statement, [], "not yet run")
-            row.evidence = evidence(setting)
+            row.evidence, row.standing_in = evidence(setting), setting.standing_in is not None
             out.append(row)
     return out
 

@@ -123,8 +123,9 @@ def test_scorecard_reads_an_omitted_part_from_the_fallback_and_says_so(tmp_path,
     for claim, row in zip(scorecard.CLAIMS, rows):
         if claim.part in E.CIFAR10_CPU.omitted:
             assert row.evidence.startswith("`smoke` (digits") and "`cifar10-cpu` omits this part" in row.evidence
+            assert row.standing_in
         else:
-            assert row.evidence.startswith("`cifar10-cpu` (cifar10-10k, 2 seed(s))")
+            assert row.evidence.startswith("`cifar10-cpu` (cifar10-10k, 2 seed(s))") and not row.standing_in
     assert "standing in" in scorecard.markdown(rows)
 
 
