@@ -7,13 +7,16 @@ code changes the numbers), so a changed setting never reads a stale checkpoint o
 A ``Profile`` names the specs of the whole book at one scale:
 
 - ``smoke``: CPU, the offline ``digits`` data, the paper's depths at reduced widths, a few
-  epochs. The whole book from scratch in minutes on 2 cores; what CI runs and what the site
-  publishes (``PUBLISHED``). ``digits`` also stands in for CIFAR-100 (the appendix figures),
-  which every figure caption says.
+  epochs. The whole book from scratch in minutes on 2 cores; what CI recomputes. ``digits``
+  also stands in for CIFAR-100 (the appendix figures), which every figure caption says.
+- ``cifar10-cpu``: real CIFAR-10 (10k training subset, full test set) at reduced widths, 10
+  epochs, 2 seeds: CPU-hours; what the site publishes (``PUBLISHED``). It omits parts of the
+  book (``Profile.omitted``); their pages read ``smoke`` instead and say so.
 - ``paper``: PAPER.md exactly: full widths, the paper's schedules, CIFAR-10 / CIFAR-100, 4 seeds,
   on CUDA.
 
-``setting(profile, device, seeds)`` validates a notebook's parameters. ``trained(spec)`` trains
+``setting(profile, device, seeds, part)`` validates a notebook's parameters. ``book_specs`` and
+``pretrain`` list and train every network a profile needs (``refine results``). ``trained(spec)`` trains
 (or resumes, or loads) a network with a checkpoint under ``cache_dir()``; ``result(...)`` caches a
 JSON result under ``results_dir()/<profile>/<name>/`` keyed by the spec's hash, and records the
 spec, profile, device, torch version and git commit that produced it. ``$REFINE_CACHE_DIR`` and
