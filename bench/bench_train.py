@@ -26,7 +26,6 @@ fraction of its dense bf16 peak.
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import itertools
 import json
@@ -98,11 +97,6 @@ def synthetic_cifar(n: int = N_IMAGES, seed: int = 0) -> tuple[np.ndarray, np.nd
     """Random uint8 images (n, 32, 32, 3) and labels (n,): CIFAR's shapes, fixed by ``seed``."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
-
-
-def flops_per_image(arch: str, width: float) -> float:
-    """FLOPs of one training step per image: convolutions and the linear layer, forward and backward."""
-    return models.train_flops(arch, width)
 
 
 def peak_bf16(device_name: str) -> float | None:
@@ -243,7 +237,7 @@ def measure_arch(arch: str, cfg: BenchConfig, images: np.ndarray, labels: np.nda
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
-    flops = flops_per_image(arch, width)
+    flops = models.train_flops(arch, width)
     peak = peak_bf16(device_name) if dev.type == "cuda" else None
     med = {name: statistics.median(v) for name, v in rates.items()}
     ours_key = "ours" if "ours" in med else "ours_compiled"

@@ -19,9 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_train import flops_per_image  # noqa: E402
 from refine_utils import models, train  # noqa: E402
 
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
@@ -64,7 +62,7 @@ def rates(run: dict, compiled: bool = False, any_width: bool = False) -> dict[st
         if depth is None or not timed_resnets:
             raise ValueError(f"no width-1 throughput for {arch!r} in this run, and no ResNet to scale from")
         _, base = min(timed_resnets, key=lambda t: abs(t[0] - depth))
-        out[arch] = (measured[base] * flops_per_image(base, 1.0) / flops_per_image(arch, 1.0), True)  # same width
+        out[arch] = (measured[base] * models.train_flops(base) / models.train_flops(arch), True)  # same width
     return out
 
 

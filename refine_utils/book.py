@@ -13,13 +13,17 @@ from pathlib import Path
 from . import data, experiments
 
 
-def notebooks(root: Path = experiments.ROOT) -> list[Path]:
-    """The figure notebooks of ``_toc.yml``, in reading order."""
+def toc_files(root: Path = experiments.ROOT) -> list[str]:
+    """Every document of ``_toc.yml`` in reading order (no suffix, relative to ``root``)."""
     import yaml
 
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
-    return [root / f"{f}.ipynb" for f in files if f.startswith("notebooks/")]
+    return [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+
+
+def notebooks(root: Path = experiments.ROOT) -> list[Path]:
+    """The figure notebooks of ``_toc.yml``, in reading order."""
+    return [root / f"{f}.ipynb" for f in toc_files(root) if f.startswith("notebooks/")]
 
 
 def execute(profile: str, out: str | os.PathLike, workers: int | None = None, progress: bool = True) -> list[Path]:
@@ -32,8 +36,6 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
         if var in os.environ:
             os.environ[var] = str(Path(os.environ[var]).resolve())
-    for name in {spec.dataset for spec in experiments.book_specs(profile)}:
-        experiments.dataset(name)  # an unknown profile or missing data fails here, before anything runs
     experiments.pretrain(profile, workers or os.cpu_count() or 1, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -395,13 +395,15 @@ def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, 
     return model, history
 
 
-#: The architectures each part of the book trains (its figures and tables read them).
-def _part_archs(part: str) -> tuple[str, ...]:
+def _part_runs(part: str, prof: Profile) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The dataset roles and the architectures one part of the book trains (what its figures and
+    tables read): Table 1 has a column group per dataset the profile has."""
     from . import paper
 
     if part == "sharing":
-        return tuple(dict.fromkeys([*paper.TABLE1["cifar10"], *models.ABLATION, "resnet32"]))
-    return models.FIGURE_ARCHS
+        roles = tuple(r for r in ROLES if r in prof.datasets)
+        return roles, tuple(dict.fromkeys([*paper.TABLE1["cifar10"], *models.ABLATION, "resnet32"]))
+    return ("cifar100" if part == "cifar100" else "cifar10",), models.FIGURE_ARCHS
 
 
 def book_specs(profile: str) -> list[RunSpec]:
@@ -412,10 +414,9 @@ def book_specs(profile: str) -> list[RunSpec]:
     for part in PARTS:
         if part in prof.omitted:
             continue
-        roles = ("cifar100",) if part == "cifar100" else ("cifar10",) if part == "main" else \
-            tuple(r for r in ROLES if r in prof.datasets)
+        roles, archs = _part_runs(part, prof)
         for role in roles:
-            for arch in _part_archs(part):
+            for arch in archs:
                 for seed in range(prof.part_seeds.get(part, prof.seeds)):
                     spec = prof.spec(arch, seed, role)
                     specs[spec.key] = spec
@@ -438,6 +439,8 @@ def pretrain(profile: str, workers: int = 1, progress: bool = True) -> list[int 
     from . import sweep
 
     specs = book_specs(profile)
+    for name in {spec.dataset for spec in specs}:
+        dataset(name)  # missing data fails here, before any process starts or any run trains
     if workers == 1:
         return [run(spec, progress=progress)[1].diverged for spec in specs]
     return sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)

@@ -34,7 +34,6 @@ its parameters once in ``model.parameters()``.
 from __future__ import annotations
 
 import functools
-
 import math
 from dataclasses import dataclass
 

@@ -37,10 +37,10 @@ def analytic_forward_flops(arch, width=1.0):
 
 
 @pytest.mark.parametrize("arch", ["resnet32", "wide"])
-def test_flops_per_image_is_forward_plus_two_backward_passes(arch):
+def test_train_flops_is_forward_plus_two_backward_passes(arch):
     fwd, model = analytic_forward_flops(arch, 0.25)
     stem_input_grad = 2 * 32 * 32 * model.stem.out_channels * 3 * 9  # the image needs no gradient
-    assert bt.flops_per_image(arch, 0.25) == pytest.approx(3 * fwd - stem_input_grad, rel=1e-6)
+    assert models.train_flops(arch, 0.25) == pytest.approx(3 * fwd - stem_input_grad, rel=1e-6)
 
 
 def test_resnet110_counts_the_known_half_gigaflop_forward():
@@ -69,7 +69,7 @@ def fake_run(device="NVIDIA H100 80GB HBM3", rates=None):
                       "resnet56": (55000.0, 16000.0)}
     rows = []
     for arch, (ours, ref) in rates.items():
-        flops = bt.flops_per_image(arch, 1.0)
+        flops = models.train_flops(arch, 1.0)
         row = dict(arch=arch, width=1.0, ours_img_s=ours, ref_img_s=ref, ratio=ours / ref,
                    ours_tflops=flops * ours / 1e12)
         if device != "cpu":
@@ -81,7 +81,7 @@ def fake_run(device="NVIDIA H100 80GB HBM3", rates=None):
 def test_targets_are_reported_met_or_missed():
     lines = bt.target_report(fake_run())
     assert any(line.startswith("resnet110: ratio 3.33") and line.endswith("met") for line in lines)
-    wide = bt.flops_per_image("wide", 1.0) * 1800 / 989e12  # ~0.068 of peak
+    wide = models.train_flops("wide", 1.0) * 1800 / 989e12  # ~0.068 of peak
     assert any(line.startswith("wide: peak_frac") and "MISSED" in line for line in lines) and wide < 0.35
     cpu = bt.target_report(fake_run("cpu", {"resnet110": (50.0, 40.0)}))
     assert cpu == ["resnet110: ratio 1.25 vs target 1.2: met"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from refine_utils import experiments
-from test_notebooks import ROOT, toc_files
+from refine_utils.book import toc_files
+from test_notebooks import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

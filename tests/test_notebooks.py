@@ -20,20 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from refine_utils import book, experiments
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def toc_files() -> list[str]:
-    """Every document of ``_toc.yml`` in reading order (no suffix, relative to the root)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part["chapters"]]
-    return files
 
 
 NOTEBOOKS = book.notebooks()
