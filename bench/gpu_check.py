@@ -49,7 +49,8 @@ class Check:
     def __init__(self, out: Path, dry: bool, budget_s: float):
         self.out, self.dry, self.t0, self.budget_s = out, dry, time.time(), budget_s
         self.record = dict(date=time.strftime("%Y-%m-%d %H:%M:%S %Z"), dry=dry, torch=torch.__version__,
-                           cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), machine=bt.machine(),
+                           cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), driver=driver_version(),
+                           machine=bt.machine(),
                            device=bt.device_name("cpu" if dry else "cuda"), budget_s=budget_s, parts={})
 
     def left(self) -> float:
@@ -74,10 +75,20 @@ class Check:
         self.save()
 
 
+def driver_version() -> str | None:
+    """The NVIDIA driver's version as nvidia-smi reports it (None without one)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 def run_tests(check: Check) -> dict:
     junit = check.out / "pytest-cuda.xml"
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", f"--junitxml={junit}",
-           str(ROOT / "tests")]
+           "--continue-on-collection-errors", str(ROOT / "tests")]  # a module needing a package absent there
     proc = subprocess.run(cmd, cwd=ROOT, timeout=max(60, min(240, check.left() - 200)))
     suite = ET.parse(junit).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
@@ -218,7 +229,7 @@ def record_results(check_json: Path, results: Path, costs_out: Path) -> None:
         tests={k: parts["tests"].get(k) for k in ("passed", "failures", "errors", "skipped", "failed")} if "tests" in parts else None,
         cifar={k: parts["cifar"].get(k) for k in ("dataset", "epochs", "test_acc", "min_acc", "passed", "train_seconds")}
         if "cifar" in parts else None,
-        elapsed_s=rec.get("elapsed_s"))
+        versions={k: rec.get(k) for k in ("torch", "cuda", "cudnn", "driver")}, elapsed_s=rec.get("elapsed_s"))
     bt.append_run(results, run)
     costs_out.write_text(json.dumps(cost_model.costs(run), indent=1) + "\n")
     print(bt.markdown_table(run))
