@@ -215,9 +215,33 @@ def summary(check: Check) -> None:
     check.save()
 
 
-def record_results(check_json: Path, results: Path, costs_out: Path) -> None:
+COMPILED_KEYS = ("ours_compiled_img_s", "ratio_compiled", "ours_compiled_tflops")
+
+
+def merge_compiled(run: dict, other: dict) -> list[str]:
+    """Add to ``run`` the compiled throughput that ``other`` (a ``bench_train.py --compile both``
+    run on the same card) measured for architectures the check had no time to compile; returns
+    them. The other run's own reference rate comes along as ``compiled_ref_img_s``."""
+    if other["device"] != run["device"]:
+        raise SystemExit(f"compiled run is on {other['device']}, the check on {run['device']}")
+    rows = {r["arch"]: r for r in run["rows"]}
+    added = []
+    for o in other["rows"]:
+        row = rows.get(o["arch"])
+        if row is None or row.get("ours_compiled_img_s") or not o.get("ours_compiled_img_s") or o["width"] != row["width"]:
+            continue
+        row.update({k: o[k] for k in COMPILED_KEYS}, compiled_ref_img_s=o["ref_img_s"])
+        row["peak_frac"] = max(row.get("peak_frac", 0.0), o.get("peak_frac", 0.0))
+        added.append(o["arch"])
+    if added:
+        run["compile"] = "both"
+    return added
+
+
+def record_results(check_json: Path, results: Path, costs_out: Path, compiled: Path | None = None) -> None:
     """Back on the development machine: add a check's throughput run to ``results`` (with the
-    CIFAR run's outcome and the tests' counts), write GPU-hours to ``costs_out``, print the table."""
+    CIFAR run's outcome and the tests' counts, and the compiled rows of a second ``compiled`` run
+    if given), write GPU-hours to ``costs_out``, print the table."""
     rec = json.loads(check_json.read_text())
     if rec.get("dry"):
         raise SystemExit(f"{check_json} is a dry run: its numbers mean nothing")
@@ -230,6 +254,8 @@ def record_results(check_json: Path, results: Path, costs_out: Path) -> None:
         cifar={k: parts["cifar"].get(k) for k in ("dataset", "epochs", "test_acc", "min_acc", "passed", "train_seconds")}
         if "cifar" in parts else None,
         versions={k: rec.get(k) for k in ("torch", "cuda", "cudnn", "driver")}, elapsed_s=rec.get("elapsed_s"))
+    if compiled:
+        run["gpu_check"]["compiled_from"] = dict(file=compiled.name, archs=merge_compiled(run, json.loads(compiled.read_text())))
     bt.append_run(results, run)
     costs_out.write_text(json.dumps(cost_model.costs(run), indent=1) + "\n")
     print(bt.markdown_table(run))
@@ -245,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for the whole check")
     p.add_argument("--record", type=Path, metavar="GPU_CHECK_JSON",
                    help="instead of checking: add this check's run to bench/results.json and write bench/costs.json")
+    p.add_argument("--compiled-run", type=Path, metavar="RUN_JSON",
+                   help="with --record: one bench_train.py --compile both run whose compiled rows fill the check's gaps")
     args = p.parse_args(argv)
     if args.record:
-        record_results(args.record, ROOT / "bench" / "results.json", ROOT / "bench" / "costs.json")
+        record_results(args.record, ROOT / "bench" / "results.json", ROOT / "bench" / "costs.json", args.compiled_run)
         return 0
     if args.out is None:
         p.error("--out is required (or --record)")

@@ -90,6 +90,26 @@ def test_targets_are_reported_met_or_missed():
 def test_markdown_table_has_a_row_per_architecture():
     table = bt.markdown_table(fake_run())
     assert table.count("\n") == 1 + 6 and "| resnet110 | 1 | 30,000.0 | 9,000.0 | 3.33× | 3.33–3.33 |" in table
+    wide = models.train_flops("wide", 1.0) * 1800 / 989e12
+    assert f"| {100 * wide:.0f} % |" in table.splitlines()[5]  # a GPU run shows the fraction of bf16 peak
+    assert "peak" not in bt.markdown_table(fake_run("cpu", {"resnet110": (50.0, 40.0)}))
+
+
+def test_gpu_check_merges_a_second_compiled_run():
+    import gpu_check
+
+    run, other = fake_run(), fake_run(rates={"wide": (1900.0, 650.0), "resnet110": (1.0, 1.0)})
+    run["rows"][0].update(ours_compiled_img_s=40000.0, ratio_compiled=4.4, ours_compiled_tflops=1.0)
+    for row in other["rows"]:
+        row.update(ours_compiled_img_s=3 * row["ours_img_s"], ratio_compiled=3.0, ours_compiled_tflops=2.0,
+                   peak_frac=0.4)
+    assert gpu_check.merge_compiled(run, other) == ["wide"]  # resnet110 was compiled in the check itself
+    rows = {r["arch"]: r for r in run["rows"]}
+    assert rows["wide"]["ours_compiled_img_s"] == 5700.0 and rows["wide"]["compiled_ref_img_s"] == 650.0
+    assert rows["wide"]["peak_frac"] == 0.4 and rows["resnet110"]["ours_compiled_img_s"] == 40000.0
+    assert "ours_compiled_img_s" not in rows["avg-pooling"]
+    with pytest.raises(SystemExit, match="compiled run is on cpu"):
+        gpu_check.merge_compiled(run, fake_run("cpu"))
 
 
 def test_costs_follow_from_throughput():
