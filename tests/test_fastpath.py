@@ -239,24 +239,30 @@ def test_cuda_augmentation_matches_cpu(digits):
 
 @pytest.mark.cuda
 def test_cuda_bf16_step_agrees_with_cpu_float32(digits):
-    """One step on the same batch: bf16 autocast on CUDA and float32 on the CPU agree to bf16 precision."""
+    """One step on the same batch: bf16 autocast on CUDA is as close to float32 on the CPU as
+    bf16 autocast on the CPU is. (bf16 alone moves the update's direction: on the H100 of
+    2026-11-27 the cosine with float32 was 0.973, and 0.971 for the same step in bf16 on the CPU,
+    mostly in the convolution biases that BatchNorm cancels, whose true gradient is about 0.)"""
     ds = tiny(digits, 128, 10)
     cfg = TrainConfig(schedule=Schedule(1, 0.05), batch_size=128)
     torch.manual_seed(0)
-    cpu_model = models.build("resnet32", width=0.5)
-    gpu_model = copy.deepcopy(cpu_model)
-    before = torch.cat([p.detach().flatten() for p in cpu_model.parameters()])
+    start = models.build("resnet32", width=0.5)
+    before = torch.cat([p.detach().flatten() for p in start.parameters()])
     loader = data.Loader(ds.train, ds.mean, ds.std, 128, False, "cpu")
     x, y = next(iter(loader))
-    results = []
-    for model, dev in ((cpu_model, torch.device("cpu")), (gpu_model, torch.device("cuda"))):
-        net = train.prepare(model, dev)
-        loss, _ = train.sgd_step(net, train.make_optimizer(model, cfg), x.to(dev), y.to(dev))
-        update = torch.cat([p.detach().cpu().flatten() for p in model.parameters()]) - before
-        results.append((loss.item(), update))
-    (cpu_loss, cpu_update), (gpu_loss, gpu_update) = results
+
+    def step(dev: str, bf16_on_cpu: bool = False):
+        model = copy.deepcopy(start)
+        net = train.prepare(model, torch.device(dev))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_on_cpu):
+            loss, _ = train.sgd_step(net, train.make_optimizer(model, cfg), x.to(dev), y.to(dev))
+        return loss.item(), torch.cat([p.detach().cpu().flatten() for p in model.parameters()]) - before
+
+    (cpu_loss, cpu_update), (_, cpu_bf16_update), (gpu_loss, gpu_update) = step("cpu"), step("cpu", True), step("cuda")
     assert gpu_loss == pytest.approx(cpu_loss, rel=2e-2)
-    assert F.cosine_similarity(cpu_update, gpu_update, dim=0) > 0.98
+    bf16_cos = F.cosine_similarity(cpu_update, cpu_bf16_update, dim=0)
+    assert bf16_cos > 0.9  # the yardstick itself is a near-copy of the float32 step
+    assert F.cosine_similarity(cpu_update, gpu_update, dim=0) > bf16_cos - 0.02
 
 
 @pytest.mark.cuda
