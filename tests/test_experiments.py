@@ -42,6 +42,12 @@ def test_spec_compresses_the_paper_schedule():
     assert tiny(arch="wide", epochs=100).schedule().milestones == ((60, 0.02),)  # the paper's own
 
 
+def test_cuda_runs_train_compiled_cpu_runs_eagerly():
+    spec = E.RunSpec("resnet32", "digits", 0.25, 2)
+    assert not spec.train_config().compile
+    assert E.RunSpec("resnet32", "digits", 0.25, 2, device="cuda").train_config().compile
+
+
 def test_setting_defaults_to_the_published_profile():
     s = E.setting()
     assert s.profile.name == E.PUBLISHED and s.device == s.profile.device
