@@ -43,6 +43,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 from hostinfo import cpu_name  # noqa: E402  (bench/ is on the path: scripts run from here)
 from refine_utils import data, models, train  # noqa: E402
+from refine_utils.benchmarks import markdown_table  # noqa: E402,F401  (the scripts print it)
 
 #: Every paper architecture, in the order the table prints them (Figures 2-4, then Table 1's).
 PAPER_ARCHS = ("resnet110", "single-representation", "avg-pooling", "wide", "resnet32", "resnet56")
@@ -324,35 +325,6 @@ def append_run(path: Path, run: dict) -> None:
     doc = json.loads(path.read_text()) if path.exists() else {"runs": []}
     doc["runs"].append(run)
     path.write_text(json.dumps(doc, indent=1) + "\n")
-
-
-def markdown_table(run: dict) -> str:
-    """The run as the table of bench/README.md."""
-    has_compiled = any("ratio_compiled" in r or r.get("compiled") for r in run["rows"])
-    head = "| architecture | width | ours (img/s) | reference (img/s) | ratio | ratio by round |"
-    sep = "| --- | --- | --- | --- | --- | --- |"
-    if has_compiled:
-        head += " ours compiled (img/s) | ratio compiled |"
-        sep += " --- | --- |"
-    head += " ours TFLOP/s |"
-    sep += " --- |"
-    has_peak = any("peak_frac" in r for r in run["rows"])
-    if has_peak:
-        head += " of bf16 peak (best path) |"
-        sep += " --- |"
-    lines = [head, sep]
-    for r in run["rows"]:
-        spread = r.get("ratio_rounds") or [r["ratio"]]
-        line = (f"| {r['arch']} | {r['width']:g} | {r['ours_img_s']:,.1f} | {r['ref_img_s']:,.1f} | {r['ratio']:.2f}× "
-                f"| {min(spread):.2f}–{max(spread):.2f} |")
-        if has_compiled:
-            c = r.get("ours_compiled_img_s")
-            line += f" {c:,.1f} | {r['ratio_compiled']:.2f}× |" if c else " – | – |"
-        line += f" {r['ours_tflops']:.3g} |"
-        if has_peak:
-            line += f" {100 * r['peak_frac']:.0f} % |" if "peak_frac" in r else " – |"
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def parse_widths(values: list[str]) -> tuple[float, dict[str, float]]:

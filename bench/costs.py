@@ -2,11 +2,13 @@
 
     python bench/costs.py                      # the latest CUDA run of bench/results.json
     python bench/costs.py --device H100 --out bench/costs.json
+    python bench/costs.py --eager             # without torch.compile
 
 A figure's cost is the training runs it needs (architecture, dataset, epochs of PAPER.md's
 schedule, number of runs) at the images/s that ``bench_train.py`` measured for the library's
-default path on that card, plus one pass over the 10,000 test images per epoch (a forward
-pass, counted as a third of a training image). The per-block probes run on trained
+path on that card (compiled, as CUDA runs train, where the run measured it; eager elsewhere),
+plus one pass over the 10,000 test images per epoch (a forward pass, counted as a third of a
+training image). The per-block probes run on trained
 checkpoints and cost minutes, not hours; they are left out. Architectures the benchmark does
 not time (ResNet-38/146/182, the shared-block variants) take the rate of the nearest timed
 ResNet scaled by their counted FLOPs, and say so (``estimated``). Runs shared by several
@@ -83,7 +85,7 @@ def costs(run: dict, compiled: bool = False, any_width: bool = False) -> dict:
         for a, d, n in runs:
             unique[(a, d)] = max(unique.get((a, d), 0), n)
     total = sum(hours(a, n) for (a, _), n in unique.items())
-    return dict(device=run["device"], date=run["date"], torch=run["torch"], path="compiled" if compiled else "default",
+    return dict(device=run["device"], date=run["date"], torch=run["torch"], path="compiled where measured, else eager" if compiled else "eager",
                 assumptions=["paper schedules of PAPER.md section 4, batch 128",
                              "50,000 training images per epoch plus one test pass (10,000 images at 1/3 the cost)",
                              "probes and plots not counted (minutes)",
@@ -106,10 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
     p.add_argument("--device", default=None, help="substring of the run's device name (default: the latest GPU run)")
-    p.add_argument("--compiled", action="store_true", help="use the torch.compile throughput where measured")
+    p.add_argument("--eager", action="store_true", help="eager throughput only (default: compiled where measured)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here (default: print it)")
     args = p.parse_args(argv)
-    result = costs(latest_run(json.loads(args.results.read_text()), args.device), args.compiled)
+    result = costs(latest_run(json.loads(args.results.read_text()), args.device), not args.eager)
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.write_text(text + "\n")

@@ -238,10 +238,11 @@ def merge_compiled(run: dict, other: dict) -> list[str]:
     return added
 
 
-def record_results(check_json: Path, results: Path, costs_out: Path, compiled: Path | None = None) -> None:
+def record_results(check_json: Path, results: Path, costs_out: Path, compiled: Path | None = None,
+                   notes: tuple[str, ...] = ()) -> None:
     """Back on the development machine: add a check's throughput run to ``results`` (with the
-    CIFAR run's outcome and the tests' counts, and the compiled rows of a second ``compiled`` run
-    if given), write GPU-hours to ``costs_out``, print the table."""
+    CIFAR run's outcome and the tests' counts, the compiled rows of a second ``compiled`` run if
+    given, and ``notes`` on what was found), write GPU-hours to ``costs_out``, print the table."""
     rec = json.loads(check_json.read_text())
     if rec.get("dry"):
         raise SystemExit(f"{check_json} is a dry run: its numbers mean nothing")
@@ -254,10 +255,12 @@ def record_results(check_json: Path, results: Path, costs_out: Path, compiled: P
         cifar={k: parts["cifar"].get(k) for k in ("dataset", "epochs", "test_acc", "min_acc", "passed", "train_seconds")}
         if "cifar" in parts else None,
         versions={k: rec.get(k) for k in ("torch", "cuda", "cudnn", "driver")}, elapsed_s=rec.get("elapsed_s"))
+    if notes:
+        run["gpu_check"]["notes"] = list(notes)
     if compiled:
         run["gpu_check"]["compiled_from"] = dict(file=compiled.name, archs=merge_compiled(run, json.loads(compiled.read_text())))
     bt.append_run(results, run)
-    costs_out.write_text(json.dumps(cost_model.costs(run), indent=1) + "\n")
+    costs_out.write_text(json.dumps(cost_model.costs(run, compiled=True), indent=1) + "\n")  # the CUDA default
     print(bt.markdown_table(run))
     for line in bt.target_report(run):
         print("target:", line)
@@ -271,11 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for the whole check")
     p.add_argument("--record", type=Path, metavar="GPU_CHECK_JSON",
                    help="instead of checking: add this check's run to bench/results.json and write bench/costs.json")
+    p.add_argument("--note", action="append", default=[], help="with --record: a finding to keep with the run (repeatable)")
     p.add_argument("--compiled-run", type=Path, metavar="RUN_JSON",
                    help="with --record: one bench_train.py --compile both run whose compiled rows fill the check's gaps")
     args = p.parse_args(argv)
     if args.record:
-        record_results(args.record, ROOT / "bench" / "results.json", ROOT / "bench" / "costs.json", args.compiled_run)
+        record_results(args.record, ROOT / "bench" / "results.json", ROOT / "bench" / "costs.json", args.compiled_run,
+                       tuple(args.note))
         return 0
     if args.out is None:
         p.error("--out is required (or --record)")
