@@ -44,6 +44,9 @@ STATS = {
 
 #: The dataset each name draws its images from (what results records call their "dataset").
 SOURCE = {"cifar10-10k": "cifar10"}
+#: How figure captions name each dataset.
+LABELS = {"digits": "digits (scikit-learn)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+          "cifar10-10k": "CIFAR-10 (10k training subset, full test set)"}
 
 
 def source(name: str) -> str:

@@ -172,3 +172,8 @@ def test_shared_cifar_matches_published_checksums(shared_cifar_dir):
             assert hashlib.sha256(f["labels"].tobytes()).hexdigest() == lab_sha
     ds = data.load("cifar10-10k", shared_cifar_dir)
     assert len(ds.train) == 10_000 and len(ds.test) == 10_000
+
+
+def test_every_dataset_has_a_caption_label_and_a_source():
+    assert set(data.LABELS) == set(data.DATASETS)
+    assert data.source("cifar10-10k") == "cifar10" and data.source("digits") == "digits"

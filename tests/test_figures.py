@@ -41,7 +41,7 @@ def test_block_figures_cover_every_block_and_both_splits(tiny):
     assert np.all(np.abs(cos) <= 1)
     caption = fig2.caption()
     assert "profile tiny" in caption and "resnet32 (width 0.125, 2 epochs)" in caption and "seeds 2" in caption
-    assert "device cpu" in caption and "standing in for cifar10" in caption
+    assert "device cpu" in caption and "digits (scikit-learn) standing in for cifar10" in caption
 
 
 def test_drop_one_skips_projection_blocks(tiny):
