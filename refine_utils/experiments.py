@@ -148,6 +148,8 @@ class Profile:
             once per block, so it is the costliest probe; None: all).
         unroll_scale: the output scaling of the extra unrolled steps (Fig. 7).
         part_seeds: seeds per part of ``PARTS`` where it differs from ``seeds``.
+        part_widths: per part of ``PARTS``, the architectures whose width differs there from
+            ``widths`` (so that a table compares networks of one width).
         omitted: the parts this profile does not run, each with the reason.
         fallback: the profile whose results stand in for the omitted parts (clearly labelled).
     """
@@ -165,6 +167,7 @@ class Profile:
     taylor_examples: int | None = None
     unroll_scale: float = 0.5
     part_seeds: dict = field(default_factory=dict)
+    part_widths: dict = field(default_factory=dict)
     omitted: dict = field(default_factory=dict)
     fallback: str | None = None
 
@@ -173,10 +176,12 @@ class Profile:
             raise ValueError(f"unknown dataset role {role!r}; choose one of: {', '.join(ROLES)}")
         return self.datasets[role]
 
-    def spec(self, arch: str, seed: int = 0, role: str = "cifar10", device: str | None = None) -> RunSpec:
+    def spec(self, arch: str, seed: int = 0, role: str = "cifar10", device: str | None = None,
+             part: str = "main") -> RunSpec:
         epochs = self.epochs.get(arch, train.paper_schedule(arch).epochs)
-        return RunSpec(arch, self.dataset(role), self.widths.get(arch, 1.0), epochs, seed,
-                       self.batch_size, device=device or self.device, monitor=self.monitor)
+        width = self.part_widths.get(part, {}).get(arch, self.widths.get(arch, 1.0))
+        return RunSpec(arch, self.dataset(role), width, epochs, seed, self.batch_size, device=device or self.device,
+                       monitor=self.monitor)
 
 
 SMOKE = Profile(
@@ -214,23 +219,23 @@ PAPER = Profile(
 CIFAR10_CPU = Profile(
     name="cifar10-cpu",
     description="real CIFAR-10 on a CPU: the 10k training subset, the full test set, the paper's depths at reduced "
-                "width, each paper schedule compressed to 10 epochs, 2 seeds",
+                "width, each paper schedule compressed to 10 epochs, 2 seeds (1 for the shared-block part)",
     device="cpu",
     datasets={"cifar10": "cifar10-10k"},
     # Sized by measured one-thread step times (batch 128, 2-core machine): ResNet-110 at 8/16/32
     # channels 1.15 s, single-repr at 16 channels 0.59 s, avg-pool at 15 channels 0.80 s, wide at
     # 16/32/64 channels 0.62 s; with per-epoch evaluation and monitors, ~1 hour per seed.
-    # The sharing part (Table 1, Fig. 8-9: ResNet-32 ... ResNet-182-UBN) is set for one seed at
-    # 4/8/16 channels (ResNet-110 there is the figures' network). Measured: deep networks this
-    # narrow are overhead-bound, ResNet-182-UBN ~3.5 min per epoch on one core, the ten networks
-    # ~3 CPU-hours; the part is omitted until its runs finish (they resume from checkpoints).
+    # The sharing part (Table 1, Fig. 8-9: ResNet-32 ... ResNet-182-UBN) runs one seed with
+    # every ResNet at 4/8/16 channels, ResNet-110 included (so Table 1 compares one width).
+    # Deep networks this narrow are overhead-bound: ResNet-182-UBN ~2.2 min per epoch on one
+    # core (the other one busy), the ten networks ~2.5 CPU-hours in all.
     widths={**{a: 0.25 for a in models.ARCHS if a.startswith("resnet")},
             "resnet110": 0.5, "single-representation": 0.16, "avg-pooling": 0.1, "wide": 0.1},
     epochs={a: 10 for a in models.ARCHS},
     seeds=2,
     part_seeds={"sharing": 1},
-    omitted={"cifar100": "the machines this profile is for have no CIFAR-100",
-             "sharing": "its ten ResNets, 32 to 182 layers deep, need hours more of CPU at this scale; not yet run"},
+    part_widths={"sharing": {"resnet110": 0.25}},
+    omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
     fallback="smoke",
     batch_size=128,
     monitor=500,
@@ -264,7 +269,7 @@ class Setting:
     standing_in: tuple[str, str] | None = None
 
     def spec(self, arch: str, seed: int = 0, role: str = "cifar10") -> RunSpec:
-        return self.profile.spec(arch, seed, role, self.device)
+        return self.profile.spec(arch, seed, role, self.device, self.part)
 
 
 def setting(profile: str | None = None, device: str | None = None, seeds: int | None = None,
@@ -420,7 +425,7 @@ def book_specs(profile: str) -> list[RunSpec]:
         for role in roles:
             for arch in archs:
                 for seed in range(prof.part_seeds.get(part, prof.seeds)):
-                    spec = prof.spec(arch, seed, role)
+                    spec = prof.spec(arch, seed, role, part=part)
                     specs[spec.key] = spec
     return sorted(specs.values(), key=_cost, reverse=True)
 

@@ -71,10 +71,14 @@ def test_a_part_the_profile_omits_falls_back_to_another_profile_and_says_why(mon
     assert main.profile.name == "cifar10-cpu" and main.standing_in is None and main.seeds == (0, 1)
     assert main.spec("resnet110").dataset == "cifar10-10k"
     parted = E.Profile(name="parted", description="", device="cpu", datasets={"cifar10": "digits"}, seeds=2,
-                       part_seeds={"sharing": 1}, omitted={"cifar100": "no data"}, fallback="smoke")
+                       widths={"resnet110": 0.5, "resnet32": 0.25}, part_seeds={"sharing": 1},
+                       part_widths={"sharing": {"resnet110": 0.25}}, omitted={"cifar100": "no data"}, fallback="smoke")
     monkeypatch.setitem(E.PROFILES, "parted", parted)
     sharing = E.setting("parted", part="sharing")
     assert sharing.profile.name == "parted" and sharing.seeds == (0,)  # its own seed count
+    assert sharing.spec("resnet110").width == 0.25 and sharing.spec("resnet32").width == 0.25  # its own widths
+    assert E.setting("parted").spec("resnet110").width == 0.5
+    assert {s.width for s in E.book_specs("parted") if s.arch == "resnet110"} == {0.5, 0.25}
     c100 = E.setting("parted", part="cifar100", seeds=3)
     assert c100.profile.name == "smoke" and c100.seeds == (0, 1, 2) and c100.standing_in == ("parted", "no data")
     with pytest.raises(ValueError, match="unknown part 'appendix'"):
