@@ -253,7 +253,8 @@ def record_results(check_json: Path, results: Path, costs_out: Path, compiled: P
     parts = rec["parts"]
     run["gpu_check"] = dict(
         tests={k: parts["tests"].get(k) for k in ("passed", "failures", "errors", "skipped", "failed")} if "tests" in parts else None,
-        cifar={k: parts["cifar"].get(k) for k in ("dataset", "epochs", "test_acc", "min_acc", "passed", "train_seconds")}
+        cifar={k: parts["cifar"].get(k) for k in ("dataset", "width", "epochs", "compiled", "test_acc", "min_acc", "passed",
+                                                  "train_seconds")}
         if "cifar" in parts else None,
         versions={k: rec.get(k) for k in ("torch", "cuda", "cudnn", "driver")}, elapsed_s=rec.get("elapsed_s"))
     if notes:

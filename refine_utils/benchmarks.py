@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import data
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -65,8 +67,9 @@ def gpu_check_summary(run: dict) -> str:
     cifar = check.get("cifar")
     if cifar:
         verdict = "passed" if cifar["passed"] else "FAILED"
-        lines.append(f"- **Real CIFAR-10**: ResNet-110 at full width on `{cifar['dataset']}` (10,000 training images, "
-                     f"the full test set), {cifar['epochs']} epochs in {cifar['train_seconds']:.0f} s: test accuracy "
+        how = "compiled" if cifar.get("compiled") else "eager"
+        lines.append(f"- **Real CIFAR-10**: ResNet-110 at width {cifar['width']:g} on {data.LABELS[cifar['dataset']]}, "
+                     f"{cifar['epochs']} epochs in {cifar['train_seconds']:.0f} s ({how}): test accuracy "
                      f"{cifar['test_acc']:.1%} (bar {cifar['min_acc']:.0%}: {verdict}).")
     lines += [f"- *Note*: {note}" for note in check.get("notes", [])]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ def recorded(tmp_path, cifar_passed=True):
     run["machine"] = "test host"
     run["gpu_check"] = dict(versions=dict(driver="580.1", cuda="13.0", cudnn=91900),
                             tests=dict(passed=6, failures=1, errors=0, skipped=0, failed=["test_x"]),
-                            cifar=dict(dataset="cifar10-10k", epochs=30, test_acc=0.748, min_acc=0.6,
+                            cifar=dict(dataset="cifar10-10k", width=1.0, epochs=30, test_acc=0.748, min_acc=0.6,
                                        passed=cifar_passed, train_seconds=161.4),
                             notes=["a finding"])
     results, cost_file = tmp_path / "results.json", tmp_path / "costs.json"
@@ -30,7 +30,7 @@ def test_report_reads_the_check_the_table_and_the_costs(tmp_path):
     results, cost_file = recorded(tmp_path)
     text = benchmarks.report(results, cost_file)
     assert "driver 580.1" in text and "6 passed, 1 failed (`test_x`)" in text and "*Note*: a finding" in text
-    assert "test accuracy 74.8% (bar 60%: passed)" in text
+    assert "ResNet-110 at width 1 on CIFAR-10 (10k" in text and "test accuracy 74.8% (bar 60%: passed)" in text
     assert "| resnet110 | 1 | 30,000.0 | 9,000.0 | 3.33×" in text  # the throughput row
     total = json.loads(cost_file.read_text())["total_gpu_hours"]
     assert f"| **all of them** (shared runs once) | | **{total:.0f}** |" in text
