@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[book,test]"
 	touch $(STAMP)
 
-# jupyter-cache keys a notebook on its code alone: when the results or the library change,
-# the cached executions are stale, so they are dropped.
+# jupyter-cache keys a notebook on its code alone, and Sphinx re-reads only changed sources:
+# when the results, the library or bench/'s measurements change, both are stale, so both go.
 RESULTS_STAMP := _build/.results-stamp
-$(RESULTS_STAMP): $(shell find results refine_utils -type f -not -name '*.pyc' 2>/dev/null)
-	rm -rf _build/.jupyter_cache
+$(RESULTS_STAMP): $(shell find results refine_utils bench -type f -name '*.json' -o -type f -name '*.py' 2>/dev/null)
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
 # Executes every notebook against the committed results/ of the published profile (no

@@ -49,6 +49,13 @@ def test_figures_state_their_provenance(site):
     assert page.count("<img") >= 1
 
 
+def test_tables_that_notebooks_print_render_as_tables(site):
+    """Markdown a notebook displays (the scorecard, Table 1, the GPU costs) becomes HTML tables."""
+    for doc in ("book/scorecard", "notebooks/table1", "book/reproducing"):
+        page = (site / f"{doc}.html").read_text()
+        assert "<table" in page and "| --- |" not in page and "| — |" not in page, doc
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
