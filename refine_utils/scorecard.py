@@ -294,7 +294,8 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| item | the paper | ours | verdict | evidence |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         ours = "<br>".join(f"{c.text}: **{c.value:.3g}** ({'holds' if c.holds else 'fails'})" for c in r.checks) or "—"
-        lines.append(f"| {r.item} | {r.claim} | {ours} | **{r.verdict}** | {r.evidence} |")
+        cells = [r.item, r.claim, ours, f"**{r.verdict}**", r.evidence]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # |x| is not a column
     return "\n".join(lines)
 
 

@@ -144,3 +144,13 @@ def test_the_published_profile_is_committed_whole(monkeypatch):
         assert r["dataset"] == data.source(r["spec"]["dataset"])
     if E.PUBLISHED == "cifar10-cpu":
         assert {r["dataset"] for r in records} == {"cifar10"}
+
+
+def test_scorecard_table_keeps_absolute_value_bars_inside_their_cell():
+    import re
+
+    row = scorecard.Row("Fig. 2", "a claim", [scorecard.Check("largest mean |train - validation|", 0.01, True)],
+                        "partly", evidence="`x`")
+    line = scorecard.markdown([row]).splitlines()[-1]
+    assert len(re.findall(r"(?<!\\)\|", line)) == 6  # five cells
+    assert r"\|train - validation\|" in line and "**partly**" in line
