@@ -8,11 +8,11 @@ A figure's cost is the training runs it needs (architecture, dataset, epochs of 
 schedule, number of runs) at the images/s that ``bench_train.py`` measured for the library's
 path on that card (compiled, as CUDA runs train, where the run measured it; eager elsewhere),
 plus one pass over the 10,000 test images per epoch (a forward pass, counted as a third of a
-training image). The per-block probes run on trained
-checkpoints and cost minutes, not hours; they are left out. Architectures the benchmark does
-not time (ResNet-38/146/182, the shared-block variants) take the rate of the nearest timed
-ResNet scaled by their counted FLOPs, and say so (``estimated``). Runs shared by several
-figures (Figures 2-5 train the same four networks) are counted once in the total.
+training image). The per-block probes run on trained checkpoints and cost minutes, not hours;
+they are left out. Architectures the benchmark does not time (ResNet-38/146/182, the
+shared-block variants) take the rate of the nearest timed ResNet scaled by their counted FLOPs,
+and say so (``estimated``). Runs shared by several figures (Figures 2-5 train the same four
+networks) are counted once in the total.
 """
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def costs(run: dict, compiled: bool = False, any_width: bool = False) -> dict:
         for a, d, n in runs:
             unique[(a, d)] = max(unique.get((a, d), 0), n)
     total = sum(hours(a, n) for (a, _), n in unique.items())
-    return dict(device=run["device"], date=run["date"], torch=run["torch"], path="compiled where measured, else eager" if compiled else "eager",
+    path = "compiled where measured, else eager" if compiled else "eager"
+    return dict(device=run["device"], date=run["date"], torch=run["torch"], path=path,
                 assumptions=["paper schedules of PAPER.md section 4, batch 128",
                              "50,000 training images per epoch plus one test pass (10,000 images at 1/3 the cost)",
                              "probes and plots not counted (minutes)",

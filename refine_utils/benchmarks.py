@@ -96,8 +96,8 @@ def report(results: Path = BENCH / "results.json", costs: Path = BENCH / "costs.
     c = json.loads(costs.read_text())
     return "\n\n".join([
         gpu_check_summary(run),
-        "Training throughput at batch 128, images/s, the library's path against the reference pipeline "
-        "(torchvision `DataLoader` with PIL augmentation, float32, NCHW), alternated in one run:",
+        f"Training throughput at batch {run['batch_size']}, images/s, the library's path against the reference "
+        "pipeline (torchvision `DataLoader` with PIL augmentation, float32, NCHW), alternated in one run:",
         markdown_table(run),
         f"GPU-hours per figure at the paper profile on this card ({c['path']} path; " + "; ".join(c["assumptions"])
         + "; * = estimated):",

@@ -75,7 +75,7 @@ def fake_run(device="NVIDIA H100 80GB HBM3", rates=None):
         if device != "cpu":
             row["peak_frac"] = flops * ours / 989e12
         rows.append(row)
-    return dict(date="2026-01-01", device=device, torch="2.x", rows=rows)
+    return dict(date="2026-01-01", device=device, torch="2.x", batch_size=128, rows=rows)
 
 
 def test_targets_are_reported_met_or_missed():
