@@ -26,9 +26,11 @@ def notebooks(root: Path = experiments.ROOT) -> list[Path]:
     return [root / f"{f}.ipynb" for f in toc_files(root) if f.startswith("notebooks/")]
 
 
-def execute(profile: str, out: str | os.PathLike, workers: int | None = None, progress: bool = True) -> list[Path]:
-    """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core), then run
-    every notebook with ``profile=<profile>``; returns the executed copies, written to ``out``."""
+def execute(profile: str, out: str | os.PathLike, workers: int | None = None, progress: bool = True,
+            train_only: bool = False) -> list[Path]:
+    """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core), then (unless
+    ``train_only``) run every notebook with ``profile=<profile>``; returns the executed copies,
+    written to ``out``."""
     import papermill
 
     # Notebooks run in notebooks/: folders named relative to where this is called stay meant so.
@@ -37,6 +39,8 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
         if var in os.environ:
             os.environ[var] = str(Path(os.environ[var]).resolve())
     experiments.pretrain(profile, workers or os.cpu_count() or 1, progress)
+    if train_only:
+        return []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = []

@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", required=True, help="a profile of refine_utils.experiments.PROFILES")
     r.add_argument("--workers", type=_positive_int, default=None, help="training processes (default: one per CPU core)")
     r.add_argument("--out", default=None, help="folder for the executed notebooks (default: _build/executed/<profile>)")
+    r.add_argument("--train-only", action="store_true",
+                   help="only train (or resume) the networks; several such commands may run at once, each "
+                        "taking the networks the others are not training")
     return p
 
 
@@ -96,11 +99,13 @@ def results(args) -> int:
         print(f"refine: unknown profile {args.profile!r}; choose one of: {', '.join(experiments.PROFILES)}", file=sys.stderr)
         return 2
     try:
-        book.execute(args.profile, args.out or f"_build/executed/{args.profile}", args.workers)
+        book.execute(args.profile, args.out or f"_build/executed/{args.profile}", args.workers,
+                     train_only=args.train_only)
     except data.DatasetMissing as e:
         print(f"refine: {e}", file=sys.stderr)
         return 2
-    print(f"done: results in {experiments.results_dir() / args.profile}")
+    print(f"done: networks trained in {experiments.cache_dir()}" if args.train_only else
+          f"done: results in {experiments.results_dir() / args.profile}")
     return 0
 
 

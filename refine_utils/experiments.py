@@ -25,6 +25,7 @@ spec, profile, device, torch version and git commit that produced it. ``$REFINE_
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -70,11 +71,18 @@ class RunSpec:
         epochs: epochs; the paper's schedule for ``arch`` is compressed to fit.
         seed: initialisation, shuffling and augmentation seed.
         batch_size, weight_decay: SGD settings (momentum 0.9, as the paper).
-        device: "cpu" (float32, bit-reproducible) or "cuda" (bf16 autocast, ``torch.compile``d
-            with CUDA graphs: on an H100 eager ResNet-110 ran at 0.89x the reference pipeline,
-            compiled at 3.0x; see bench/README.md).
+        device: "cpu" or "cuda" (bf16 autocast, ``torch.compile``d with CUDA graphs: on an H100
+            eager ResNet-110 ran at 0.89x the reference pipeline, compiled at 3.0x; see
+            bench/README.md).
         monitor: test examples the per-epoch monitors read (intermediate accuracy, per-block
             cosine and l2 ratio); 0 records none.
+        precision: CPU arithmetic, "float32" (bit-reproducible on any machine) or "bf16"
+            autocast (where the CPU has native bf16; float32 elsewhere, said once).
+        schedule: how the paper's schedule fits ``epochs``: "proportional" (milestones at the
+            paper's fractions) or "budget" (``train.Schedule.budgeted``: half the epochs at the
+            first rate, each later drop halfway to the end).
+        train_eval: training images evaluated un-augmented in eval mode after every epoch
+            (``train_eval_loss``, ``train_eval_acc`` in the history); 0 records none.
     """
 
     arch: str
@@ -86,6 +94,9 @@ class RunSpec:
     weight_decay: float = 1e-4
     device: str = "cpu"
     monitor: int = 0
+    precision: str = "float32"
+    schedule_fit: str = "proportional"
+    train_eval: int = 0
 
     def __post_init__(self):
         if self.arch not in models.ARCHS:
@@ -101,11 +112,24 @@ class RunSpec:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if self.precision not in train.PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of: {', '.join(train.PRECISIONS)}")
+        if self.schedule_fit not in SCHEDULE_FITS:
+            raise ValueError(f"unknown schedule_fit {self.schedule_fit!r}; choose one of: {', '.join(SCHEDULE_FITS)}")
+        for name in ("monitor", "train_eval"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
 
     @property
     def key(self) -> str:
-        """12 hex digits naming this spec's checkpoint and results."""
-        return _hash(dict(asdict(self), code=CODE_VERSION))
+        """12 hex digits naming this spec's checkpoint and results. Fields added after a spec was
+        first hashed enter the hash only when they differ from their default, so every earlier
+        key (and its committed results) stays valid."""
+        fields = {k: v for k, v in asdict(self).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+        return _hash(dict(fields, code=CODE_VERSION))
 
     @property
     def name(self) -> str:
@@ -114,11 +138,21 @@ class RunSpec:
 
     def schedule(self) -> train.Schedule:
         paper = train.paper_schedule(self.arch)
-        return paper if self.epochs == paper.epochs else paper.scaled(self.epochs)
+        if self.epochs == paper.epochs:
+            return paper
+        return paper.budgeted(self.epochs) if self.schedule_fit == "budget" else paper.scaled(self.epochs)
 
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(schedule=self.schedule(), batch_size=self.batch_size,
-                                 weight_decay=self.weight_decay, seed=self.seed, compile=self.device == "cuda")
+                                 weight_decay=self.weight_decay, seed=self.seed, compile=self.device == "cuda",
+                                 precision=self.precision, train_eval=self.train_eval)
+
+
+#: How a shorter budget fits the paper's schedule (``RunSpec.schedule_fit``).
+SCHEDULE_FITS = ("proportional", "budget")
+#: RunSpec fields added after the first results were committed, with their defaults: a spec at
+#: the defaults hashes as it did before they existed.
+_LATER_FIELDS = {"precision": "float32", "schedule_fit": "proportional", "train_eval": 0}
 
 
 def _hash(obj) -> str:
@@ -150,8 +184,11 @@ class Profile:
         part_seeds: seeds per part of ``PARTS`` where it differs from ``seeds``.
         part_widths: per part of ``PARTS``, the architectures whose width differs there from
             ``widths`` (so that a table compares networks of one width).
+        part_epochs: per part of ``PARTS``, the architectures whose epochs differ there from
+            ``epochs`` (so that a table compares networks trained equally long).
         omitted: the parts this profile does not run, each with the reason.
         fallback: the profile whose results stand in for the omitted parts (clearly labelled).
+        precision, schedule_fit, train_eval: the ``RunSpec`` fields of every network it trains.
     """
 
     name: str
@@ -168,8 +205,12 @@ class Profile:
     unroll_scale: float = 0.5
     part_seeds: dict = field(default_factory=dict)
     part_widths: dict = field(default_factory=dict)
+    part_epochs: dict = field(default_factory=dict)
     omitted: dict = field(default_factory=dict)
     fallback: str | None = None
+    precision: str = "float32"
+    schedule_fit: str = "proportional"
+    train_eval: int = 0
 
     def dataset(self, role: str) -> str:
         if role not in ROLES:
@@ -178,10 +219,11 @@ class Profile:
 
     def spec(self, arch: str, seed: int = 0, role: str = "cifar10", device: str | None = None,
              part: str = "main") -> RunSpec:
-        epochs = self.epochs.get(arch, train.paper_schedule(arch).epochs)
+        epochs = self.part_epochs.get(part, {}).get(arch, self.epochs.get(arch, train.paper_schedule(arch).epochs))
         width = self.part_widths.get(part, {}).get(arch, self.widths.get(arch, 1.0))
         return RunSpec(arch, self.dataset(role), width, epochs, seed, self.batch_size, device=device or self.device,
-                       monitor=self.monitor)
+                       monitor=self.monitor, precision=self.precision, schedule_fit=self.schedule_fit,
+                       train_eval=self.train_eval)
 
 
 SMOKE = Profile(
@@ -244,7 +286,41 @@ CIFAR10_CPU = Profile(
     unroll_scale=0.5,
 )
 
-PROFILES = {p.name: p for p in (SMOKE, CIFAR10_CPU, PAPER)}
+CIFAR10_LONG = Profile(
+    name="cifar10-long",
+    description="real CIFAR-10 on a CPU, trained toward the paper's regime: the 10k training subset, the full test set, "
+                "the paper's depths at reduced width, 30-50 epochs of the paper's learning rates with half the epochs "
+                "at the first rate, 3 seeds (the shared-block part: 2 seeds, 30 epochs)",
+    device="cpu",
+    datasets={"cifar10": "cifar10-10k"},
+    # Sized by measured one-thread float32 step times (batch 128, both cores busy; bench/README.md):
+    # ResNet-110 at 8/16/32 channels 0.86 s, single-repr at 25 channels 1.22 s, avg-pool at 24
+    # channels ~1.6 s, wide at 16/32/64 0.52 s. Batch 256 and torch.compile did not pay; bf16 runs
+    # where the CPU has AMX. Widths: today's cifar10-cpu single-repr (16 channels) and avg-pool (15)
+    # cannot fit the data; every ResNet runs at 8/16/32 channels. Epochs: the issue's pilot (half-width
+    # ResNet-110, half the epochs at lr 0.1) reached 76 % train accuracy in 25 epochs, single-repr at 25
+    # channels 79 % in 20, so the deep nets get 50 (ResNet-110) and 40 (avg-pool), the shallow ones 30.
+    # The shared-block part (ten ResNets, 2 seeds) trains every ResNet, its own ResNet-110 included,
+    # for 30 epochs, so Table 1 compares equal budgets: ~13 of the profile's ~30 core-hours.
+    widths={**{a: 0.5 for a in models.ARCHS if a.startswith("resnet")},
+            "single-representation": 0.25, "avg-pooling": 0.16, "wide": 0.1},
+    epochs={"resnet110": 50, "avg-pooling": 40, "single-representation": 30, "wide": 30},
+    seeds=3,
+    part_seeds={"sharing": 2},
+    part_epochs={"sharing": {a: 30 for a in models.ARCHS if a.startswith("resnet")}},
+    omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
+    fallback="smoke",
+    batch_size=128,
+    monitor=500,
+    probe_examples=1000,
+    taylor_examples=200,
+    unroll_scale=0.5,
+    precision="bf16",
+    schedule_fit="budget",
+    train_eval=2000,
+)
+
+PROFILES = {p.name: p for p in (SMOKE, CIFAR10_CPU, CIFAR10_LONG, PAPER)}
 #: The profile the site publishes: every notebook's default, and the one committed in results/.
 PUBLISHED = "cifar10-cpu"
 
@@ -378,13 +454,33 @@ def initial(spec: RunSpec) -> models.ResidualNet:
     return models.build(spec.arch, num_classes=dataset(spec.dataset).num_classes, width=spec.width)
 
 
-def run(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, train.History]:
+class Busy(RuntimeError):
+    """Another process holds the spec's training lock (it is training that network now)."""
+
+
+@contextlib.contextmanager
+def _lock(spec: RunSpec, wait: bool):
+    """Hold ``<checkpoint>.lock`` while training ``spec``: two processes never train one network at
+    once. The second waits for the first (``wait``; it then finds the finished checkpoint) or
+    raises ``Busy``. The lock is the kernel's (``flock``), so a killed process releases it."""
+    path = checkpoint_path(spec).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(f"{spec.name} is being trained by another process") from None
+        yield
+
+
+def run(spec: RunSpec, progress: bool = False, wait: bool = True) -> tuple[models.ResidualNet, train.History]:
     """The network ``spec`` names, trained: loaded from its checkpoint, resumed, or trained from
     scratch (writing the checkpoint after every epoch). Returns the model (eval mode) and its
-    history, which says ``diverged`` (with the epoch) for a run whose loss blew up."""
+    history, which says ``diverged`` (with the epoch) for a run whose loss blew up. While another
+    process trains the same spec, this waits for it (``wait``) or raises ``Busy``."""
     ds = dataset(spec.dataset)
     model = initial(spec)  # the initial weights depend on the seed alone, not on what ran before
-    with _threads(spec.device):
+    with _lock(spec, wait), _threads(spec.device):
         history = train.train(model, ds, spec.train_config(), device=spec.device, checkpoint=checkpoint_path(spec),
                               callbacks=monitors(spec, ds), progress=progress, meta=asdict(spec))
     return model, history
@@ -414,11 +510,13 @@ def _part_runs(part: str, prof: Profile) -> tuple[tuple[str, ...], tuple[str, ..
 
 
 def book_specs(profile: str) -> list[RunSpec]:
-    """Every network the book trains at ``profile`` (none for the parts it omits), costliest
-    first: what ``pretrain`` spreads over processes."""
+    """Every network the book trains at ``profile`` (none for the parts it omits), each once,
+    in the order ``pretrain`` starts them: part by part (the main text first), seed 0 of every
+    network before seed 1, the costliest first within a seed. An interrupted profile thus has
+    whole seeds of the main figures first."""
     prof = get_profile(profile)
     specs = {}
-    for part in PARTS:
+    for p, part in enumerate(PARTS):
         if part in prof.omitted:
             continue
         roles, archs = _part_runs(part, prof)
@@ -426,8 +524,8 @@ def book_specs(profile: str) -> list[RunSpec]:
             for arch in archs:
                 for seed in range(prof.part_seeds.get(part, prof.seeds)):
                     spec = prof.spec(arch, seed, role, part=part)
-                    specs[spec.key] = spec
-    return sorted(specs.values(), key=_cost, reverse=True)
+                    specs.setdefault(spec.key, (p, seed, -_cost(spec), spec))
+    return [entry[-1] for entry in sorted(specs.values(), key=lambda e: e[:3])]
 
 
 def _cost(spec: RunSpec) -> float:
@@ -448,9 +546,13 @@ def pretrain(profile: str, workers: int = 1, progress: bool = True) -> list[int 
     specs = book_specs(profile)
     for name in {spec.dataset for spec in specs}:
         dataset(name)  # missing data fails here, before any process starts or any run trains
-    if workers == 1:
-        return [run(spec, progress=progress)[1].diverged for spec in specs]
-    return sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
+    if workers > 1:
+        return sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
+    done = {}
+    for spec in specs:  # one process: runs another process is training now are taken up last
+        with contextlib.suppress(Busy):
+            done[spec.key] = run(spec, progress=progress, wait=False)[1].diverged
+    return [done[s.key] if s.key in done else run(s, progress=progress)[1].diverged for s in specs]
 
 
 def _rounded(value, digits: int = 6):

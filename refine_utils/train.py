@@ -13,16 +13,28 @@ On CUDA the step runs in bf16 autocast (BatchNorm stays float32: autocast leaves
 and running statistics alone, and its kernels accumulate the batch statistics of a bf16 input
 in float32) with cuDNN's autotuner on; ``TrainConfig.compile`` adds ``torch.compile`` with CUDA graphs (CUDA only, ignored
 with a warning on the CPU). On the CPU the step runs in float32 and, with the same seed,
-bit-reproducibly; ``tests/test_fastpath.py`` checks it against a plain reference loop.
+bit-reproducibly (``tests/test_fastpath.py`` checks it against a plain reference loop), or, with
+``TrainConfig.precision="bf16"``, in bf16 autocast where that pays: on CPUs with AMX tiles
+(1.4-1.7x over float32, measured on a 2-core Xeon that exposes them). Without AMX, AVX512-BF16
+alone made the step slower (0.70-0.73x on a 2-core Xeon without AMX, channels_last or not), so
+there the step runs in float32, said once; each epoch's record says which ran (``bf16``).
 
 A non-finite training loss stops the run cleanly: the record says ``diverged`` with the epoch,
 and the checkpoint keeps the last finite weights.
+
+Checkpoints are written atomically (a unique temporary file in the target folder, then
+``os.replace``) with a SHA-256 of their tensors and metadata, verified on load; ``meta`` (the run's
+spec) is stored, and resuming a checkpoint whose stored spec differs is refused.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 import os
 import pickle
+import tempfile
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -33,7 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm  # plain text bar: no ipywidgets warning inside notebooks
 
-from .data import Dataset, Loader
+from .data import Dataset, Loader, Split
 
 # (epochs, base lr, ((epoch, lr), ...)) per architecture family: PAPER.md section 4.
 PAPER_SCHEDULES = {
@@ -64,6 +76,18 @@ class Schedule:
         ms = tuple((max(1, round(e * epochs / self.epochs)), lr) for e, lr in self.milestones)
         return Schedule(epochs, self.lr, ms)
 
+    def budgeted(self, epochs: int) -> "Schedule":
+        """The same learning rates in ``epochs`` epochs, spent where a short budget needs them: the
+        first drop at half the epochs, each later one halfway between the previous drop and the
+        end (1/2, 3/4, 7/8, ...). Compressing a 300-epoch schedule proportionally into a few dozen
+        epochs leaves a quarter of them at the high rate and most at rates too small to move the
+        weights; this keeps the paper's values and order, with half the budget at the first."""
+        ms, start = [], 0
+        for k, (_, lr) in enumerate(self.milestones, 1):
+            start = max(start + 1, round(epochs * (1 - 0.5 ** k)))
+            ms.append((start, lr))
+        return Schedule(epochs, self.lr, tuple(m for m in ms if m[0] < epochs))
+
 
 def paper_schedule(arch: str) -> Schedule:
     """The schedule PAPER.md gives for ``arch`` (all ResNet-(6n+2) variants use ResNet-110's)."""
@@ -72,6 +96,34 @@ def paper_schedule(arch: str) -> Schedule:
         raise ValueError(f"no paper schedule for {arch!r}")
     epochs, lr, ms = PAPER_SCHEDULES[family]
     return Schedule(epochs, lr, ms)
+
+
+#: CPU arithmetic of a training step (CUDA always runs bf16 autocast).
+PRECISIONS = ("float32", "bf16")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16() -> bool:
+    """True when bf16 autocast pays on this CPU: it has AMX tiles (AVX512-BF16 alone was slower
+    than float32 in the project's measurements; bench/README.md)."""
+    return bool(torch.cpu._is_amx_tile_supported())
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_no_bf16() -> None:
+    warnings.warn("bf16 asked for, but this CPU has no AMX, where bf16 autocast is slower than float32: "
+                  "training in float32", stacklevel=3)
+
+
+def autocast_dtype(device: torch.device, precision: str = "float32") -> torch.dtype | None:
+    """The autocast dtype a step on ``device`` runs in at ``precision`` (None: plain float32)."""
+    if device.type == "cuda":
+        return torch.bfloat16
+    if precision == "bf16":
+        if cpu_bf16():
+            return torch.bfloat16
+        _warn_no_bf16()
+    return None
 
 
 @dataclass(frozen=True)
@@ -85,6 +137,12 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 1000
     compile: bool = False  # torch.compile the model (CUDA only; speed, not results)
+    precision: str = "float32"  # CPU arithmetic: "float32" (bit-reproducible) or "bf16" autocast
+    train_eval: int = 0  # training images evaluated un-augmented, in eval mode, after each epoch
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @property
     def epochs(self) -> int:
@@ -93,8 +151,10 @@ class TrainConfig:
 
 @dataclass
 class History:
-    """One record per completed epoch (``epoch``, ``lr``, ``train_loss``, ``train_acc``,
-    ``test_loss``, ``test_acc`` and whatever callbacks add), and ``diverged`` (epoch or None)."""
+    """One record per completed epoch (``epoch``, ``lr``, ``train_loss``, ``train_acc`` (running,
+    on augmented batches in train mode), ``test_loss``, ``test_acc``, ``train_eval_loss``,
+    ``train_eval_acc`` (un-augmented training images in eval mode, when ``TrainConfig.train_eval``)
+    and whatever callbacks add), and ``diverged`` (epoch or None)."""
 
     records: list[dict] = field(default_factory=list)
     diverged: int | None = None
@@ -110,25 +170,74 @@ class CheckpointError(RuntimeError):
 Callback = Callable[[int, nn.Module, dict], None]
 
 
+def checksum(state: dict) -> str:
+    """SHA-256 of a checkpoint's payload: every tensor's bytes and every other value, in key order."""
+    h = hashlib.sha256()
+
+    def feed(key: str, value) -> None:
+        h.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            h.update(str((t.dtype, tuple(value.shape))).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for k in sorted(value, key=str):
+                feed(f"{key}/{k}", value[k])
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                feed(f"{key}/{i}", v)
+        else:
+            h.update(json.dumps(value, sort_keys=True, default=str).encode())
+
+    feed("", {k: v for k, v in state.items() if k != "checksum"})
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one, never half."""
+    """Write ``state`` and its checksum to ``path`` atomically: a unique temporary file in the same
+    folder, then ``os.replace``, so a crash, a full disk or a second writer leaves the old file or
+    the new one, never half; the temporary file is removed on any failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state, checksum=checksum(state)), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno == 28:  # ENOSPC
+            raise OSError(e.errno, f"disk full: cannot write checkpoint {path} (the previous one, if any, is intact)") from None
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; a damaged file raises ``CheckpointError``."""
+    """Read a checkpoint with ``weights_only=True`` and verify its checksum (files written before
+    checksums existed have none and are read as they are); a damaged file raises ``CheckpointError``."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, IndexError) as e:
+        first = (str(e).splitlines() or [""])[0][:200]
         raise CheckpointError(f"checkpoint {path} is corrupt or not a refine_utils checkpoint "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); delete it to retrain") from None
+                              f"({type(e).__name__}: {first}); delete it to retrain") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} is not a refine_utils checkpoint (no 'model' entry)")
+    if "checksum" in state and state["checksum"] != checksum(state):
+        raise CheckpointError(f"checkpoint {path} fails its checksum (its contents changed after it was written); "
+                              "delete it to retrain")
     return state
+
+
+def _check_meta(path, stored: dict, meta: dict) -> None:
+    """Refuse to resume ``path`` when the spec it was trained with differs from ``meta``."""
+    differ = sorted(k for k in stored.keys() & meta.keys() if stored[k] != meta[k])
+    if differ:
+        was = ", ".join(f"{k}={stored[k]!r}" for k in differ)
+        now = ", ".join(f"{k}={meta[k]!r}" for k in differ)
+        raise CheckpointError(f"checkpoint {path} was trained with {was}, not {now}: delete it, or choose another "
+                              "output, to train these settings")
 
 
 def default_device() -> str:
@@ -161,13 +270,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.schedule.lr, momentum=cfg.momentum)
 
 
-def sgd_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sgd_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             precision: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step of ``net`` on the batch ``x`` (B, 3, 32, 32), ``y`` (B,).
 
     Returns the batch's mean loss and its number of correct predictions as device tensors:
     nothing here waits for the device.
     """
-    with _autocast(x.device):
+    with _autocast(x.device, precision):
         logits = net(x).float()  # (B, classes)
         loss = nn.functional.cross_entropy(logits, y)
     opt.zero_grad(set_to_none=True)
@@ -177,13 +287,13 @@ def sgd_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: tor
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Loader) -> tuple[float, float]:
+def evaluate(model: nn.Module, loader: Loader, precision: str = "float32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``loader``."""
     was_training = model.training
     model.eval()
     loss = torch.zeros((), device=loader.device)
     correct = torch.zeros((), device=loader.device, dtype=torch.long)
-    with _autocast(loader.device):
+    with _autocast(loader.device, precision):
         for x, y in loader:
             logits = model(x).float()
             loss += nn.functional.cross_entropy(logits, y, reduction="sum")
@@ -193,8 +303,9 @@ def evaluate(model: nn.Module, loader: Loader) -> tuple[float, float]:
     return loss.item() / n, correct.item() / n
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, precision: str = "float32"):
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None = None,
@@ -219,12 +330,16 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=dev)
+        _check_meta(checkpoint, state.get("meta") or {}, meta or {})
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         history = History(state["history"]["records"], state["history"]["diverged"])
         start = len(history.records)
     train_loader = Loader(data.train, data.mean, data.std, cfg.batch_size, True, dev, cfg.seed, channels_last=True)
     test_loader = Loader(data.test, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=True)
+    if cfg.train_eval:
+        seen = Split(data.train.images[:cfg.train_eval], data.train.labels[:cfg.train_eval])  # a fixed slice
+        seen_loader = Loader(seen, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=True)
     compiled = fast is not model
 
     bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not progress, initial=start, total=cfg.epochs)
@@ -243,7 +358,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
             full = len(y) == cfg.batch_size  # the compiled graph is for full batches; the last one runs eagerly
             if compiled and full:
                 torch.compiler.cudagraph_mark_step_begin()
-            loss, hits = sgd_step(fast if full else model, opt, x, y)
+            loss, hits = sgd_step(fast if full else model, opt, x, y, cfg.precision)
             loss_sum += loss * len(y)
             correct += hits
             if step_losses is not None:
@@ -261,8 +376,12 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
                 state["history"] = asdict(history)
                 save_checkpoint(checkpoint, state)
             break
-        test_loss, test_acc = evaluate(model, test_loader)
+        test_loss, test_acc = evaluate(model, test_loader, cfg.precision)
         record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
+        if cfg.train_eval:
+            record["train_eval_loss"], record["train_eval_acc"] = evaluate(model, seen_loader, cfg.precision)
+        if cfg.precision != "float32":
+            record["bf16"] = autocast_dtype(dev, cfg.precision) is not None  # what this epoch ran in
         for cb in callbacks:
             cb(epoch, model, record)
         history.records.append(record)
