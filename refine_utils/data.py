@@ -25,6 +25,8 @@ batches as an uninterrupted one.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,10 @@ def source(name: str) -> str:
 
 class DatasetMissing(FileNotFoundError):
     """The dataset is neither on disk nor downloadable here."""
+
+
+class DataError(ValueError):
+    """A data file that cannot be used as it is: the message names the file and what is wrong."""
 
 
 @dataclass
@@ -92,10 +98,10 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
     num_classes = 100 if base == "cifar100" else 10
     folder = root / base
     if name == "cifar10-10k" and (folder / "train_10k.npz").exists() and (folder / "test.npz").exists():
-        train, test = _npz(folder / "train_10k.npz"), _npz(folder / "test.npz")
+        train, test = _npz(folder / "train_10k.npz", num_classes), _npz(folder / "test.npz", num_classes)
     else:
         if (folder / "train.npz").exists() and (folder / "test.npz").exists():
-            train, test = _npz(folder / "train.npz"), _npz(folder / "test.npz")
+            train, test = _npz(folder / "train.npz", num_classes), _npz(folder / "test.npz", num_classes)
         else:
             try:
                 train, test = _torchvision(base, root, download)
@@ -105,6 +111,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
                 raise DatasetMissing(f"{name}: expected {folder / 'train_10k.npz'} and {folder / 'test.npz'} (copy "
                                      f"them from shared/data/cifar10), or the full CIFAR-10 to draw them from. {e}") from None
         if name == "cifar10-10k":
+            _check_subset(train.labels, num_classes, folder)
             keep = balanced_subset(train.labels.numpy(), SUBSET_PER_CLASS)
             train = Split(train.images[keep], train.labels[keep])
     mean, std = STATS[base]
@@ -124,12 +131,58 @@ def balanced_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> torch.
     return torch.from_numpy(np.sort(np.concatenate(picks)))
 
 
-def _npz(path: Path) -> Split:
-    with np.load(path) as f:
-        images, labels = f["images"], f["labels"]
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
-        raise ValueError(f"{path}: 'images' must be uint8 of shape (N, 32, 32, 3), got {images.dtype} {images.shape}")
+def _check_subset(labels: torch.Tensor, num_classes: int, folder: Path) -> None:
+    """The 10k subset needs ``SUBSET_PER_CLASS`` training images of every class."""
+    counts = torch.bincount(labels, minlength=num_classes).tolist()
+    short = [c for c, n in enumerate(counts) if n < SUBSET_PER_CLASS]
+    if short:
+        raise DataError(f"{folder}: cifar10-10k draws {SUBSET_PER_CLASS} training images per class from the full "
+                        f"CIFAR-10 there, but class {short[0]} has {counts[short[0]]} (a full CIFAR-10 has 5000 per class)")
+
+
+#: What numpy raises on a damaged or foreign file.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _npz(path: Path, num_classes: int) -> Split:
+    """One split from ``path``: 'images' uint8 (N, 32, 32, 3) and 'labels' integers in [0, num_classes),
+    N > 0 of each; anything else is a ``DataError`` naming the file."""
+    try:
+        f = np.load(path)
+    except _READ_ERRORS as e:
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {_first_line(e)})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single array, not an .npz archive of 'images' and 'labels'")
+    with f:
+        missing = [k for k in ("images", "labels") if k not in f.files]
+        if missing:
+            raise DataError(f"{path}: no {' or '.join(repr(k) for k in missing)} array (it has: "
+                            f"{', '.join(f.files) or 'nothing'}); expected 'images' uint8 (N, 32, 32, 3) and 'labels'")
+        try:
+            images, labels = f["images"], f["labels"]
+        except _READ_ERRORS as e:
+            raise DataError(f"{path}: an array cannot be read ({type(e).__name__}: {_first_line(e)})") from None
+    _check_arrays(path, images, labels, num_classes)
     return Split(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _check_arrays(path: Path, images: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+    """Refuse, naming ``path``, what would train silently on nonsense or fail deep inside the loss."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
+        raise DataError(f"{path}: 'images' must be uint8 of shape (N, 32, 32, 3), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"{path}: 'labels' must be integers of shape (N,), got {labels.dtype} {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(f"{path}: {len(images)} images but {len(labels)} labels; they must be equally many")
+    if len(labels) == 0:
+        raise DataError(f"{path}: no examples (empty 'images' and 'labels')")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise DataError(f"{path}: labels must lie in 0..{num_classes - 1}, got {low}..{high}")
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:200]
 
 
 def _torchvision(base: str, root: Path, download: bool) -> tuple[Split, Split]:
@@ -138,13 +191,16 @@ def _torchvision(base: str, root: Path, download: bool) -> tuple[Split, Split]:
     cls = datasets.CIFAR10 if base == "cifar10" else datasets.CIFAR100
     try:
         splits = [cls(str(root), train=t, download=download) for t in (True, False)]
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
-        how = "its download failed or did not match its checksum" if download else "download=False"
+    except (RuntimeError, OSError) as e:  # torchvision: "Dataset not found or corrupted"; urllib: no network
+        if isinstance(e, OSError):
+            how = "downloading it failed (no network here?)"
+        else:
+            how = "its download failed or did not match its checksum" if download else "download=False"
         raise DatasetMissing(
             f"{base} is not in {root} and {how}. Either run with --download on a machine "
             f"online, or put torchvision's extracted '{cls.base_folder}' folder in {root}, or arrays "
             f"{root / base / 'train.npz'} and {root / base / 'test.npz'} ('images' uint8 (N,32,32,3), "
-            f"'labels'). Set the folder with --data-dir or $REFINE_DATA_DIR. ({e})") from None
+            f"'labels'). Set the folder with --data-dir or $REFINE_DATA_DIR. ({type(e).__name__}: {_first_line(e)})") from None
     return tuple(Split(torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(),
                        torch.tensor(s.targets, dtype=torch.int64)) for s in splits)
 

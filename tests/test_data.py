@@ -177,3 +177,68 @@ def test_shared_cifar_matches_published_checksums(shared_cifar_dir):
 def test_every_dataset_has_a_caption_label_and_a_source():
     assert set(data.LABELS) == set(data.DATASETS)
     assert data.source("cifar10-10k") == "cifar10" and data.source("digits") == "digits"
+
+
+def _arrays(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def _bad_files():
+    """(what is wrong, how to write ``path``, what the message must say)."""
+    images, labels = _arrays()
+    return {
+        "lengths differ": (lambda p: np.savez(p, images=images, labels=labels[:10]), "12 images but 10 labels"),
+        "float labels": (lambda p: np.savez(p, images=images, labels=labels.astype(np.float32)), "'labels' must be integers"),
+        "negative label": (lambda p: np.savez(p, images=images, labels=np.r_[labels[:-1], -100]), "0..9, got -100"),
+        "label out of range": (lambda p: np.savez(p, images=images, labels=np.r_[labels[:-1], 10]), "0..9"),
+        "empty": (lambda p: np.savez(p, images=images[:0], labels=labels[:0]), "no examples"),
+        "missing key": (lambda p: np.savez(p, pictures=images, labels=labels), "no 'images' array"),
+        "CHW images": (lambda p: np.savez(p, images=images.transpose(0, 3, 1, 2), labels=labels), "(N, 32, 32, 3)"),
+        "float images": (lambda p: np.savez(p, images=images.astype(np.float32), labels=labels), "uint8"),
+        "corrupt zip": (lambda p: p.write_bytes(b"PK\x03\x04" + bytes(100)), "not a readable .npz"),
+        "truncated zip": (lambda p: (np.savez(p, images=images, labels=labels),
+                                     p.write_bytes(p.read_bytes()[:2000])), "not a readable .npz"),
+        "garbage": (lambda p: p.write_bytes(b"hello"), "not a readable .npz"),
+        "one array": (lambda p: np.save(open(p, "wb"), images), "single array"),
+    }
+
+
+BAD_FILES = _bad_files()
+
+
+@pytest.mark.parametrize("what", BAD_FILES)
+def test_bad_data_files_are_refused_naming_the_file(tmp_path, what):
+    write, message = BAD_FILES[what]
+    folder = tmp_path / "cifar10"
+    _write_npz(folder, "train.npz", 12, 0)
+    _write_npz(folder, "test.npz", 12, 1)
+    write(folder / "train.npz")
+    with pytest.raises(data.DataError) as e:
+        data.load("cifar10", tmp_path)
+    assert str(folder / "train.npz") in str(e.value) and message in str(e.value)
+
+
+def test_cifar10_10k_from_too_small_a_cifar10_says_so(tmp_path):
+    _write_npz(tmp_path / "cifar10", "train.npz", 50, 0)
+    _write_npz(tmp_path / "cifar10", "test.npz", 10, 1)
+    with pytest.raises(data.DataError, match=r"1000 training images per class.*5000 per class"):
+        data.load("cifar10-10k", tmp_path)
+
+
+def test_valid_cifar100_labels_up_to_99_load(tmp_path):
+    folder = tmp_path / "cifar100"
+    folder.mkdir()
+    images, _ = _arrays()
+    np.savez(folder / "train.npz", images=images, labels=np.arange(88, 100, dtype=np.uint8))
+    np.savez(folder / "test.npz", images=images, labels=np.zeros(12, dtype=np.int32))
+    ds = data.load("cifar100", tmp_path)
+    assert ds.train.labels.dtype == torch.int64 and ds.train.labels.max() == 99 and ds.num_classes == 100
+
+
+def test_download_offline_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # a closed port: no network
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    with pytest.raises(data.DatasetMissing, match="no network") as e:
+        data.load("cifar10", tmp_path, download=True)
+    assert "\n" not in str(e.value) and str(tmp_path) in str(e.value)
