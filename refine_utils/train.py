@@ -14,13 +14,15 @@ and running statistics alone, and its kernels accumulate the batch statistics of
 in float32) with cuDNN's autotuner on; ``TrainConfig.compile`` adds ``torch.compile`` with CUDA graphs (CUDA only, ignored
 with a warning on the CPU). On the CPU the step runs in float32 and, with the same seed,
 bit-reproducibly (``tests/test_fastpath.py`` checks it against a plain reference loop), or, with
-``TrainConfig.precision="bf16"``, in bf16 autocast where that pays: on CPUs with AMX tiles
-(1.4-1.7x over float32, measured on a 2-core Xeon that exposes them). Without AMX, AVX512-BF16
-alone made the step slower (0.70-0.73x on a 2-core Xeon without AMX, channels_last or not), so
-there the step runs in float32, said once; each epoch's record says which ran (``bf16``).
+``TrainConfig.precision="bf16"``, in bf16 autocast where that pays on this CPU (``cpu_bf16``
+measures it once per process; float32 elsewhere, said once); each epoch's record says which ran
+(``bf16``).
 
-A non-finite training loss stops the run cleanly: the record says ``diverged`` with the epoch,
-and the checkpoint keeps the last finite weights.
+A non-finite training loss stops the run cleanly: the history says ``diverged`` with the epoch,
+and the checkpoint keeps the last finite weights (the initial ones for a divergence in the first
+epoch) with that history, so the run is recorded and not retrained. Ctrl-C (or SIGTERM, which the
+command line turns into one) raises ``Interrupted``, saying which epoch stopped and what the
+checkpoint keeps; running the same training again resumes it.
 
 Checkpoints are written atomically (a unique temporary file in the target folder, then
 ``os.replace``) with a SHA-256 of their tensors and metadata, verified on load; ``meta`` (the run's
@@ -28,13 +30,16 @@ spec) is stored, and resuming a checkpoint whose stored spec differs is refused.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
 import math
 import os
 import pickle
+import statistics
 import tempfile
+import time
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -104,25 +109,52 @@ PRECISIONS = ("float32", "bf16")
 
 @functools.lru_cache(maxsize=None)
 def cpu_bf16() -> bool:
-    """True when bf16 autocast pays on this CPU: it has AMX tiles (AVX512-BF16 alone was slower
-    than float32 in the project's measurements; bench/README.md)."""
-    return bool(torch.cpu._is_amx_tile_supported())
+    """True when bf16 autocast pays on this CPU, decided once per process by measurement.
+
+    Native bf16 (AVX512-BF16 or AMX) is necessary but not enough: on a 2-core AMD EPYC with
+    AVX512-BF16 bf16 autocast trained 1.4-1.7x faster than float32, on a 2-core Intel Xeon whose
+    VM exposes AVX512-BF16 but not AMX it trained 0.70-0.73x as fast. So a small residual network
+    (ResNet-20 at 8/16/32 channels, batch 128) takes alternating training steps in both, with the
+    caller's thread count (training runs measure with theirs), about three seconds in all, and
+    bf16 is used when its median step is at least 10 % faster."""
+    if not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return False
+    from .models import resnet
+
+    torch.manual_seed(0)
+    model = resnet(3, width=0.5).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,))
+    times = {torch.float32: [], torch.bfloat16: []}
+    for rep in range(5):
+        for dtype in times:
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                loss = nn.functional.cross_entropy(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if rep >= 2:  # the first two rounds warm up oneDNN's kernels
+                times[dtype].append(time.perf_counter() - start)
+    ratio = statistics.median(times[torch.float32]) / statistics.median(times[torch.bfloat16])
+    _said(f"bf16 autocast trains {ratio:.2f}x as fast as float32 on this CPU: "
+          f"{'training in bf16' if ratio >= 1.1 else 'training in float32'} where bf16 is asked for")
+    return ratio >= 1.1
 
 
 @functools.lru_cache(maxsize=None)
-def _warn_no_bf16() -> None:
-    warnings.warn("bf16 asked for, but this CPU has no AMX, where bf16 autocast is slower than float32: "
-                  "training in float32", stacklevel=3)
+def _said(message: str) -> None:
+    """Say ``message`` once per process (a warning, so notebooks and logs show it)."""
+    warnings.warn(message, stacklevel=3)
 
 
 def autocast_dtype(device: torch.device, precision: str = "float32") -> torch.dtype | None:
     """The autocast dtype a step on ``device`` runs in at ``precision`` (None: plain float32)."""
     if device.type == "cuda":
         return torch.bfloat16
-    if precision == "bf16":
-        if cpu_bf16():
-            return torch.bfloat16
-        _warn_no_bf16()
+    if precision == "bf16" and cpu_bf16():
+        return torch.bfloat16
     return None
 
 
@@ -165,6 +197,10 @@ class History:
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read back."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by the user; the message says at which epoch and what the checkpoint keeps."""
 
 
 Callback = Callable[[int, nn.Module, dict], None]
@@ -341,57 +377,82 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
         seen = Split(data.train.images[:cfg.train_eval], data.train.labels[:cfg.train_eval])  # a fixed slice
         seen_loader = Loader(seen, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=True)
     compiled = fast is not model
+    initial = None
+    if checkpoint is not None and start == 0:  # what a divergence in the first epoch keeps
+        initial = dict(model=copy.deepcopy(model.state_dict()), optimizer=copy.deepcopy(opt.state_dict()))
 
     bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not progress, initial=start, total=cfg.epochs)
-    for epoch in bar:
-        if history.diverged is not None:
-            break
-        lr = cfg.schedule.lr_at(epoch)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        train_loader.set_epoch(epoch)
-        model.train()
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        losses = []
-        for x, y in train_loader:
-            full = len(y) == cfg.batch_size  # the compiled graph is for full batches; the last one runs eagerly
-            if compiled and full:
-                torch.compiler.cudagraph_mark_step_begin()
-            loss, hits = sgd_step(fast if full else model, opt, x, y, cfg.precision)
-            loss_sum += loss * len(y)
-            correct += hits
+    epoch, saved = start, start
+    try:
+        for epoch in bar:
+            if history.diverged is not None:
+                break
+            lr = cfg.schedule.lr_at(epoch)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            train_loader.set_epoch(epoch)
+            model.train()
+            loss_sum = torch.zeros((), device=dev)
+            correct = torch.zeros((), device=dev, dtype=torch.long)
+            losses = []
+            for x, y in train_loader:
+                full = len(y) == cfg.batch_size  # the compiled graph is for full batches; the last one runs eagerly
+                if compiled and full:
+                    torch.compiler.cudagraph_mark_step_begin()
+                loss, hits = sgd_step(fast if full else model, opt, x, y, cfg.precision)
+                loss_sum += loss * len(y)
+                correct += hits
+                if step_losses is not None:
+                    losses.append(loss)
+            n = len(train_loader.labels)
+            train_loss, train_acc = loss_sum.item() / n, correct.item() / n  # the epoch's one sync
             if step_losses is not None:
-                losses.append(loss)
-        n = len(train_loader.labels)
-        train_loss, train_acc = loss_sum.item() / n, correct.item() / n  # the epoch's one sync
-        if step_losses is not None:
-            step_losses.extend(torch.stack(losses).tolist())
-        if not math.isfinite(train_loss):
-            history.diverged = epoch
-            bar.write(f"diverged at epoch {epoch}: training loss {train_loss}; keeping the last finite weights")
-            if checkpoint is not None and Path(checkpoint).exists():
-                state = load_checkpoint(checkpoint, map_location=dev)
-                model.load_state_dict(state["model"])
-                state["history"] = asdict(history)
-                save_checkpoint(checkpoint, state)
-            break
-        test_loss, test_acc = evaluate(model, test_loader, cfg.precision)
-        record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
-        if cfg.train_eval:
-            record["train_eval_loss"], record["train_eval_acc"] = evaluate(model, seen_loader, cfg.precision)
-        if cfg.precision != "float32":
-            record["bf16"] = autocast_dtype(dev, cfg.precision) is not None  # what this epoch ran in
-        for cb in callbacks:
-            cb(epoch, model, record)
-        history.records.append(record)
-        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.3f}")
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, dict(model=model.state_dict(), optimizer=opt.state_dict(),
-                                             history=asdict(history), meta=meta or {}))
+                step_losses.extend(torch.stack(losses).tolist())
+            if not math.isfinite(train_loss):
+                history.diverged = epoch
+                kept = _keep_finite(model, history, checkpoint, initial, meta, dev)
+                bar.write(f"diverged at epoch {epoch}: training loss {train_loss}; {kept}")
+                break
+            test_loss, test_acc = evaluate(model, test_loader, cfg.precision)
+            record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                          test_acc=test_acc)
+            if cfg.train_eval:
+                record["train_eval_loss"], record["train_eval_acc"] = evaluate(model, seen_loader, cfg.precision)
+            if cfg.precision != "float32":
+                record["bf16"] = autocast_dtype(dev, cfg.precision) is not None  # what this epoch ran in
+            for cb in callbacks:
+                cb(epoch, model, record)
+            history.records.append(record)
+            bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.3f}")
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, dict(model=model.state_dict(), optimizer=opt.state_dict(),
+                                                 history=asdict(history), meta=meta or {}))
+                saved = epoch + 1
+    except KeyboardInterrupt:
+        bar.close()
+        kept = (f"{checkpoint} keeps {saved} of {cfg.epochs} epochs" if checkpoint is not None and saved
+                else "nothing was saved")
+        raise Interrupted(f"interrupted at epoch {epoch} ({kept}); re-run the same command to resume") from None
     bar.close()
     model.eval()
     return history
+
+
+def _keep_finite(model: nn.Module, history: History, checkpoint, initial: dict | None, meta: dict | None,
+                 dev: torch.device) -> str:
+    """After a divergence, put the last finite weights back into ``model`` and record the diverged
+    history in ``checkpoint`` (so the run is not retrained); returns what was kept, for the message."""
+    if checkpoint is None:
+        return "no checkpoint to restore from: the model's weights are not finite"
+    if Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location=dev)
+        what = f"the weights after epoch {len(state['history']['records']) - 1}"
+    else:
+        state, what = dict(initial, meta=meta or {}), "the initial weights (no epoch finished)"
+    model.load_state_dict(state["model"])
+    state["history"] = asdict(history)
+    save_checkpoint(checkpoint, state)
+    return f"{checkpoint} keeps {what} and the diverged history; it is not retrained (delete it to retry)"
 
 
 def _param_groups(model: nn.Module) -> tuple[list, list]:

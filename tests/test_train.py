@@ -128,3 +128,48 @@ def test_real_cifar10_short_epoch_beats_chance(shared_cifar_dir):
     h = train.train(m, ds, TrainConfig(schedule=Schedule(1, 0.05), batch_size=128), device="cpu", progress=False)
     # chance is 0.1; a 4/8/16-channel net on 512 images swings from epoch to epoch in eval mode
     assert max(r["test_acc"] for r in h.records) > 0.2
+
+
+def test_divergence_in_the_first_epoch_is_recorded_and_not_retrained(digits, tmp_path, capsys):
+    ds = tiny_digits(digits)
+    ckpt = tmp_path / "div0.pt"
+    cfg = TrainConfig(schedule=Schedule(3, 1e6), batch_size=64)  # blows up in epoch 0
+    torch.manual_seed(0)
+    m = models.build("resnet32", width=0.25)
+    start = {k: v.clone() for k, v in m.state_dict().items()}
+    h = train.train(m, ds, cfg, checkpoint=ckpt, progress=False, meta={"what": "div0"})
+    assert (h.diverged, h.records) == (0, [])
+    assert f"{ckpt} keeps the initial weights" in capsys.readouterr().out
+    state = train.load_checkpoint(ckpt)
+    assert state["history"] == {"records": [], "diverged": 0} and state["meta"] == {"what": "div0"}
+    for k, v in m.state_dict().items():  # the model and the checkpoint hold the initial, finite weights
+        assert torch.equal(v, start[k]) and torch.equal(state["model"][k], start[k]), k
+    before = ckpt.stat().st_mtime_ns
+    again = train.train(models.build("resnet32", width=0.25), ds, cfg, checkpoint=ckpt, progress=False,
+                        meta={"what": "div0"})
+    assert again.diverged == 0 and ckpt.stat().st_mtime_ns == before  # read back, not retrained
+
+
+def test_divergence_without_a_checkpoint_says_the_weights_are_not_finite(digits, capsys):
+    cfg = TrainConfig(schedule=Schedule(2, 1e6), batch_size=64)
+    h = train.train(models.build("resnet32", width=0.25), tiny_digits(digits), cfg, progress=False)
+    assert h.diverged == 0 and "weights are not finite" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_cleanly_naming_the_epoch_and_what_is_kept(digits, tmp_path):
+    ds = tiny_digits(digits)
+    cfg = TrainConfig(schedule=Schedule(3, 0.05), batch_size=64)
+
+    def ctrl_c_in_epoch_1(epoch, model, record):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "int.pt"
+    with pytest.raises(train.Interrupted) as e:
+        train.train(models.build("resnet32", width=0.25), ds, cfg, checkpoint=ckpt, callbacks=(ctrl_c_in_epoch_1,),
+                    progress=False)
+    assert str(e.value) == (f"interrupted at epoch 1 ({ckpt} keeps 1 of 3 epochs); "
+                            "re-run the same command to resume")
+    assert isinstance(e.value, KeyboardInterrupt)
+    assert len(train.load_checkpoint(ckpt)["history"]["records"]) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["int.pt"]  # no temporary file left
