@@ -45,9 +45,8 @@ def test_cpu_bf16_step_agrees_with_float32_within_bf16_error(digits, monkeypatch
     assert F.cosine_similarity(f32_update, bf_update, dim=0) > 0.95
 
 
-def test_bf16_without_amx_runs_float32_and_says_so(digits, monkeypatch, recwarn):
+def test_bf16_where_it_does_not_pay_runs_float32(digits, monkeypatch):
     monkeypatch.setattr(train, "cpu_bf16", lambda: False)
-    train._warn_no_bf16.cache_clear()
     assert train.autocast_dtype(torch.device("cpu"), "bf16") is None
     assert train.autocast_dtype(torch.device("cpu"), "float32") is None
     assert train.autocast_dtype(torch.device("cuda"), "float32") == torch.bfloat16  # CUDA: always bf16
@@ -55,10 +54,23 @@ def test_bf16_without_amx_runs_float32_and_says_so(digits, monkeypatch, recwarn)
     h = train.train(models.build("resnet32", width=0.25), tiny(digits, 64, 32),
                     TrainConfig(schedule=Schedule(2, 0.05), batch_size=32, precision="bf16"), progress=False)
     assert [r["bf16"] for r in h.records] == [False, False]
-    said = [w for w in recwarn.list if "no AMX" in str(w.message)]
-    assert len(said) == 1  # once, not once per step
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(schedule=Schedule(1, 0.1), precision="fp8")
+
+
+def test_cpu_bf16_is_decided_by_measurement_and_said_once(monkeypatch, recwarn):
+    train.cpu_bf16.cache_clear()
+    train._said.cache_clear()
+    try:
+        first, again = train.cpu_bf16(), train.cpu_bf16()
+    finally:
+        train.cpu_bf16.cache_clear()
+    assert first == again
+    said = [str(w.message) for w in recwarn.list if "bf16 autocast trains" in str(w.message)]
+    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        assert len(said) == 1 and ("training in bf16" in said[0]) == first
+    else:
+        assert said == [] and first is False
 
 
 def test_budgeted_schedule_spends_half_at_the_first_rate():
