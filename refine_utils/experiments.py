@@ -19,12 +19,14 @@ A ``Profile`` names the specs of the whole book at one scale:
 ``pretrain`` list and train every network a profile needs (``refine results``). ``trained(spec)`` trains
 (or resumes, or loads) a network with a checkpoint under ``cache_dir()``; ``result(...)`` caches a
 JSON result under ``results_dir()/<profile>/<name>/`` keyed by the spec's hash, and records the
-spec, profile, device, torch version and git commit that produced it. ``$REFINE_CACHE_DIR`` and
+spec, profile, device, torch version and git commit that produced it, sealed with a checksum that
+every read verifies. ``$REFINE_CACHE_DIR`` and
 ``$REFINE_RESULTS_DIR`` move the two caches (tests run from scratch in a temporary folder).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -32,6 +34,7 @@ import json
 import math
 import os
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -52,9 +55,10 @@ DEVICES = ("cpu", "cuda")
 CPU_THREADS = 1
 #: The dataset roles of the paper (main text, appendix).
 ROLES = ("cifar10", "cifar100")
-#: The book's parts: the main text's figures (CIFAR-10), their CIFAR-100 versions, and the shared-block
-#: experiments (Fig. 8-9, Table 1, the shared model's appendix). A profile may leave a part out.
-PARTS = ("main", "cifar100", "sharing")
+#: The book's parts: the main text's figures (CIFAR-10), their CIFAR-100 versions, the shared-block
+#: experiments (Fig. 8-9, Table 1, the shared model's appendix), and "beyond" the paper (a vision
+#: transformer beside ResNet-110, ``beyond.py``). A profile may leave a part out.
+PARTS = ("main", "cifar100", "sharing", "beyond")
 
 
 # ----------------------------------------------------------------------------- specs
@@ -70,7 +74,9 @@ class RunSpec:
         width: channel multiplier (1.0: the paper's network).
         epochs: epochs; the paper's schedule for ``arch`` is compressed to fit.
         seed: initialisation, shuffling and augmentation seed.
-        batch_size, weight_decay: SGD settings (momentum 0.9, as the paper).
+        batch_size, weight_decay: optimiser settings; the optimiser and the full-length schedule
+            are the architecture's ``train.recipe`` (SGD with momentum 0.9 on the paper's
+            schedule; AdamW with warm-up and cosine decay for the ViT).
         device: "cpu" or "cuda" (bf16 autocast, ``torch.compile``d with CUDA graphs: on an H100
             eager ResNet-110 ran at 0.89x the reference pipeline, compiled at 3.0x; see
             bench/README.md).
@@ -136,16 +142,19 @@ class RunSpec:
         """A readable file-name stem (the key makes it unique)."""
         return f"{self.arch}-{self.dataset}-w{self.width:g}-e{self.epochs}-s{self.seed}-{self.device}-{self.key}"
 
-    def schedule(self) -> train.Schedule:
-        paper = train.paper_schedule(self.arch)
+    def schedule(self) -> train.Schedule | train.WarmupCosine:
+        paper = train.recipe(self.arch).schedule
         if self.epochs == paper.epochs:
             return paper
+        if isinstance(paper, train.WarmupCosine):  # a cosine has no drops to place: either fit scales it
+            return paper.scaled(self.epochs)
         return paper.budgeted(self.epochs) if self.schedule_fit == "budget" else paper.scaled(self.epochs)
 
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(schedule=self.schedule(), batch_size=self.batch_size,
                                  weight_decay=self.weight_decay, seed=self.seed, compile=self.device == "cuda",
-                                 precision=self.precision, train_eval=self.train_eval)
+                                 precision=self.precision, train_eval=self.train_eval,
+                                 optimizer=train.recipe(self.arch).optimizer)
 
 
 #: How a shorter budget fits the paper's schedule (``RunSpec.schedule_fit``).
@@ -219,10 +228,11 @@ class Profile:
 
     def spec(self, arch: str, seed: int = 0, role: str = "cifar10", device: str | None = None,
              part: str = "main") -> RunSpec:
-        epochs = self.part_epochs.get(part, {}).get(arch, self.epochs.get(arch, train.paper_schedule(arch).epochs))
+        recipe = train.recipe(arch)
+        epochs = self.part_epochs.get(part, {}).get(arch, self.epochs.get(arch, recipe.schedule.epochs))
         width = self.part_widths.get(part, {}).get(arch, self.widths.get(arch, 1.0))
-        return RunSpec(arch, self.dataset(role), width, epochs, seed, self.batch_size, device=device or self.device,
-                       monitor=self.monitor, precision=self.precision, schedule_fit=self.schedule_fit,
+        return RunSpec(arch, self.dataset(role), width, epochs, seed, self.batch_size, recipe.weight_decay,
+                       device=device or self.device, monitor=self.monitor, precision=self.precision, schedule_fit=self.schedule_fit,
                        train_eval=self.train_eval)
 
 
@@ -494,7 +504,8 @@ def trained(spec: RunSpec, progress: bool = False) -> tuple[models.ResidualNet, 
     """``run(spec)``, for probes: a diverged run raises ``Diverged``."""
     model, history = run(spec, progress)
     if history.diverged is not None:
-        raise Diverged(f"{spec.name} diverged at epoch {history.diverged}")
+        raise Diverged(f"{spec.name} diverged at epoch {history.diverged}; {checkpoint_path(spec)} records it "
+                       "(delete it to train the network again)")
     return model, history
 
 
@@ -503,6 +514,8 @@ def _part_runs(part: str, prof: Profile) -> tuple[tuple[str, ...], tuple[str, ..
     tables read): Table 1 has a column group per dataset the profile has."""
     from . import paper
 
+    if part == "beyond":  # ResNet-110 is the main part's own network (same spec, same checkpoint)
+        return ("cifar10",), ("resnet110", "vit")
     if part == "sharing":
         roles = tuple(r for r in ROLES if r in prof.datasets)
         return roles, tuple(dict.fromkeys([*paper.TABLE1["cifar10"], *models.ABLATION, "resnet32"]))
@@ -567,10 +580,18 @@ def _rounded(value, digits: int = 6):
 
 
 class MissingResult(LookupError):
-    """A result is not in the results folder and computing it is switched off (``cached_only``)."""
+    """A result is not in the results folder and computing it is switched off (``cached_only``, or
+    ``$REFINE_MISSING_RESULTS=error``, which ``make book`` sets)."""
+
+
+class ResultError(RuntimeError):
+    """A stored result that cannot be trusted: unreadable, or changed after it was written."""
 
 
 _CACHED_ONLY = False
+#: What ``result`` does when a result is missing: "compute" it (the default; ``refine results``,
+#: papermill, the library) or raise ``MissingResult`` ("error": the book build reads committed results).
+MISSING_RESULTS = ("compute", "error")
 
 
 @contextlib.contextmanager
@@ -584,6 +605,13 @@ def cached_only():
         _CACHED_ONLY = before
 
 
+def _missing_results() -> str:
+    mode = os.environ.get("REFINE_MISSING_RESULTS", "compute")
+    if mode not in MISSING_RESULTS:
+        raise ValueError(f"$REFINE_MISSING_RESULTS must be one of {', '.join(MISSING_RESULTS)}, got {mode!r}")
+    return mode
+
+
 def result_path(profile: str, name: str, spec: RunSpec, params: dict | None = None) -> Path:
     tag = spec.name if not params else f"{spec.name}-{_hash(dict(spec=spec.key, params=params))}"
     return results_dir() / profile / name / f"{tag}.json"
@@ -592,23 +620,89 @@ def result_path(profile: str, name: str, spec: RunSpec, params: dict | None = No
 def result(profile: str, name: str, spec: RunSpec, compute: Callable[[], object], params: dict | None = None):
     """The record of ``compute()``'s JSON-able value for ``spec``: read from the results folder, or
     computed and stored. ``record["value"]`` is the value; the record also holds the spec, profile,
-    params, device, torch version and commit.
+    params, device, torch version, commit and a checksum of all that (``record_checksum``).
 
     ``params`` are the probe's own settings (part of the cache key). The record comes back as
-    stored (floats to 6 significant digits), so a fresh and a cached run print the same."""
+    stored (floats to 6 significant digits), so a fresh and a cached run print the same. A stored
+    record that fails to parse or to match its checksum raises ``ResultError``; a missing one under
+    ``cached_only`` or ``$REFINE_MISSING_RESULTS=error`` raises ``MissingResult``, naming the command
+    that computes it."""
     path = result_path(profile, name, spec, params)
     if path.exists():
-        return json.loads(path.read_text())
-    if _CACHED_ONLY:
-        raise MissingResult(f"no result {path}")
+        return read_result(path)
+    if _CACHED_ONLY or _missing_results() == "error":
+        raise MissingResult(f"no result {path} ({name} of {spec.name}): `make results PROFILE={profile}` computes "
+                            f"it (or unset REFINE_MISSING_RESULTS to compute it here)")
     with _threads(spec.device):
         value = _rounded(compute())
     record = dict(name=name, profile=profile, dataset=data.source(spec.dataset), arch=spec.arch, spec=asdict(spec),
                   params=params or {}, device=spec.device,
                   torch=torch.__version__, commit=commit(), value=value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return json.loads(path.read_text())
+    write_result(path, record)
+    return read_result(path)
 
+
+def record_checksum(record: dict) -> str:
+    """SHA-256 of a result record's canonical JSON, its ``checksum`` entry left out."""
+    payload = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _sealed_text(record: dict) -> str:
+    """The stored form: indented, sorted JSON with the record's checksum (of the JSON as read back)."""
+    record = json.loads(json.dumps({k: v for k, v in record.items() if k != "checksum"}))
+    return json.dumps(dict(record, checksum=record_checksum(record)), indent=1, sort_keys=True) + "\n"
+
+
+def write_result(path: Path, record: dict) -> None:
+    """Store ``record`` with its checksum at ``path`` atomically: a unique temporary file in the same
+    folder, then ``os.replace`` (two writers of one result each write whole files; the last stays)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(_sealed_text(record))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise OSError(e.errno, f"disk full: cannot write result {path}") from None
+        raise
+
+
+def read_result(path: Path) -> dict:
+    """A stored record, verified: one that cannot be parsed, or whose checksum does not match, raises
+    ``ResultError`` naming the file. Records written before checksums existed have none and are read
+    as they are (every committed one is sealed: ``seal_results``)."""
+    fix = (f"delete it and re-run `make results PROFILE={path.parent.parent.name}` to recompute it, or restore the "
+           f"committed copy with `git checkout -- {path}`")
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ResultError(f"result {path} is corrupt or empty ({type(e).__name__}: {e}); {fix}") from None
+    if not isinstance(record, dict) or "value" not in record:
+        raise ResultError(f"result {path} is not a refine_utils result (no 'value' entry); {fix}")
+    if "checksum" in record:
+        if record["checksum"] != record_checksum(record):
+            raise ResultError(f"result {path} fails its checksum (its contents changed after it was written); {fix}")
+    elif set(record) != _UNSEALED_KEYS:
+        raise ResultError(f"result {path} has no checksum and is not a record written before checksums existed; {fix}")
+    return record
+
+
+#: The entries of a record written before checksums existed (the only records read without one).
+_UNSEALED_KEYS = {"name", "profile", "dataset", "arch", "spec", "params", "device", "torch", "commit", "value"}
+
+
+def seal_results(folder: Path) -> list[Path]:
+    """Add a checksum to every record under ``folder`` that has none (written before checksums
+    existed); returns the files sealed. A record that already has one is verified, not rewritten."""
+    sealed = []
+    for path in sorted(Path(folder).rglob("*.json")):
+        record = read_result(path)
+        if "checksum" not in record:
+            write_result(path, record)
+            sealed.append(path)
+    return sealed
