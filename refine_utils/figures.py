@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import torch
 
 from . import data, experiments, models
 from .experiments import Setting
 
 SPLITS = {"train": "train", "test": "validation"}
+#: Fig. 7's output scales judged by the scorecard: the paper says only "appropriate scaling".
+UNROLL_SWEEP = (0.25, 0.5, 0.75)
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Series:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanstd(self._array(), axis=0)
+
+    @property
+    def values(self) -> np.ndarray:
+        """(seeds, len(x)): every seed's curve, NaN where undefined (what the scorecard judges)."""
+        return self._array()
 
 
 @dataclass
@@ -160,18 +168,21 @@ def training_curves(setting: Setting, role: str = "cifar10", metric: str = "acc"
 
 def _block_stats(setting: Setting, role: str, quantity: str, archs) -> FigureData:
     c = _Collector(setting, role)
-    panels, identity = {}, {}
+    panels, identity, sampling = {}, {}, {}
     for arch in archs:
-        curves = {}
+        curves, errors = {}, {}
         for split, label in SPLITS.items():
             runs = [c.result("block_stats", arch, s, _probe("split_block_stats"), split=split,
                              max_examples=_examples(setting)) for s in setting.seeds]
-            curves[label] = Series(list(range(1, len(runs[0]["identity"]) + 1)), [r[f"{quantity}_mean"] for r in runs])
+            x = list(range(1, len(runs[0]["identity"]) + 1))
+            curves[label] = Series(x, [r[f"{quantity}_mean"] for r in runs])
+            errors[label] = Series(x, [list(np.array(r[f"{quantity}_std"]) / np.sqrt(r["n"])) for r in runs])
             identity[arch] = runs[0]["identity"]
-        panels[arch] = curves
+        panels[arch], sampling[arch] = curves, errors
     title, ylabel = {"ratio": ("Fig. 2: l2 ratio per block", "‖F(h)‖ / ‖h‖"),
                      "cos": ("Fig. 4: cosine loss per block", "cos(F(h), ∂L/∂h)")}[quantity]
-    return FigureData(title, "block", ylabel, panels, c.meta(), dict(identity=identity))
+    # sampling[arch][split]: per seed, the standard error of each block's mean over the examples
+    return FigureData(title, "block", ylabel, panels, c.meta(), dict(identity=identity, sampling=sampling))
 
 
 def figure2(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) -> FigureData:
@@ -188,7 +199,8 @@ def figure4(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) 
 
 
 def figure3(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) -> FigureData:
-    """Fig. 3: validation accuracy with each (identity) block dropped; ``extra["baseline"]``."""
+    """Fig. 3: validation accuracy with each (identity) block dropped; ``extra["baseline"]`` (the
+    whole network's) and ``extra["chance"]`` (one over the number of classes)."""
     c = _Collector(setting, role)
     panels, baseline = {}, {}
     for arch in archs:
@@ -196,8 +208,9 @@ def figure3(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) 
                 for s in setting.seeds]
         panels[arch] = {"validation": Series(list(range(1, len(runs[0]["acc"]) + 1)), [r["acc"] for r in runs])}
         baseline[arch] = Series([0], [[r["baseline"]] for r in runs])
+    classes = 100 if data.source(setting.profile.dataset(role)) == "cifar100" else 10
     return FigureData("Fig. 3: accuracy with one block dropped", "block dropped", "validation accuracy",
-                      panels, c.meta(), dict(baseline=baseline))
+                      panels, c.meta(), dict(baseline=baseline, chance=1 / classes))
 
 
 # ----------------------------------------------------------------------------- Fig. 5, appendix
@@ -244,45 +257,71 @@ def figure6(setting: Setting, role: str = "cifar10", arch: str = "resnet110", la
             panels[f"{label} {metric}"] = {g: Series(x, [r["groups"][g][metric] for r in runs])
                                            for g in ("borderline", "correct", "all")}
         sizes[label] = [r["sizes"] for r in runs]
+    # The last block's validation cosine, from the same block_stats results as Fig. 4 (the text quotes it).
+    stats = [c.result("block_stats", arch, s, _probe("split_block_stats"), split="test",
+                      max_examples=_examples(setting)) for s in setting.seeds]
+    last_cos = Series([0], [[r["cos_mean"][-1]] for r in stats])
     return FigureData(f"Fig. 6: the last {last} blocks of {arch}", "hidden state (0 = output)", "",
-                      panels, c.meta(), dict(sizes=sizes))
+                      panels, c.meta(), dict(sizes=sizes, last_cos=last_cos))
 
 
-def figure7(setting: Setting, role: str = "cifar10", arch: str = "resnet110", steps: int = 20) -> FigureData:
-    """Fig. 7: the last block unrolled ``steps`` extra times, with and without output scaling."""
+def figure7(setting: Setting, role: str = "cifar10", arch: str = "resnet110", steps: int = 20,
+            scales: tuple[float, ...] | None = None, missing_ok: bool = False) -> FigureData:
+    """Fig. 7: the last block unrolled ``steps`` extra times, without scaling (1) and with each
+    output scale of ``scales`` (default: the profile's ``unroll_scale``).
+
+    ``extra["unroll"][scale][split]`` holds the typed ``probes.Unroll`` of every seed (what the
+    scorecard reads); with ``missing_ok`` a scale whose results are not stored is left out and named
+    in ``extra["missing"]`` instead of raising ``experiments.MissingResult``."""
+    from . import probes
+
     c = _Collector(setting, role)
-    panels, sizes = {}, {}
-    for scale in (1.0, setting.profile.unroll_scale):
-        for split, label in SPLITS.items():
-            runs = [c.result("unroll", arch, s, _probe("unroll"), split=split, steps=steps, scale=scale,
-                             max_examples=_examples(setting)) for s in setting.seeds]
-            x = list(range(steps + 1))
+    panels, sizes, unroll, missing = {}, {}, {}, []
+    for scale in (1.0,) + tuple(s for s in (scales or (setting.profile.unroll_scale,)) if s != 1.0):
+        try:
+            by_split = {label: [probes.Unroll.from_dict(c.result("unroll", arch, s, _probe("unroll"), split=split,
+                                                                 steps=steps, scale=scale,
+                                                                 max_examples=_examples(setting)))
+                                for s in setting.seeds] for split, label in SPLITS.items()}
+        except experiments.MissingResult:
+            if not missing_ok or scale == 1.0:
+                raise
+            missing.append(scale)
+            continue
+        unroll[scale] = by_split
+        x = list(range(steps + 1))
+        for label, runs in by_split.items():
             for metric in ("loss", "acc", "entropy"):
                 panel = panels.setdefault(f"{label} {metric}", {})
                 for g in ("borderline", "all"):
-                    panel[f"{g}, scale {scale:g}"] = Series(x, [r["groups"][g][metric] for r in runs])
+                    panel[f"{g}, scale {scale:g}"] = Series(x, [r.groups[g][metric] for r in runs])
             for q in ("cos", "ratio"):
-                panels.setdefault(f"{label} {q}", {})[f"scale {scale:g}"] = Series(x, [r[q] for r in runs])
-            sizes[f"{label}, scale {scale:g}"] = [r["sizes"] for r in runs]
+                panels.setdefault(f"{label} {q}", {})[f"scale {scale:g}"] = Series(x, [getattr(r, q) for r in runs])
+            sizes[f"{label}, scale {scale:g}"] = [r.sizes for r in runs]
     return FigureData(f"Fig. 7: {arch}'s last block unrolled {steps} extra steps", "extra steps", "",
-                      panels, c.meta(), dict(sizes=sizes))
+                      panels, c.meta(), dict(sizes=sizes, unroll=unroll, missing=missing))
 
 
 # ----------------------------------------------------------------------------- Section 3
 
 
 def taylor(setting: Setting, role: str = "cifar10", archs=models.FIGURE_ARCHS) -> FigureData:
-    """Section 3: per block, the loss change the block makes against its first-order prediction."""
+    """Section 3: per block, the loss change the block makes against its first-order term (eq. 3);
+    ``extra["other_gradients"]`` holds the same product with the gradient taken elsewhere."""
     c = _Collector(setting, role)
-    panels = {}
+    panels, other = {}, {}
     for arch in archs:
         runs = [c.result("first_order", arch, s, _probe("first_order"), split="test",
                          max_examples=setting.profile.taylor_examples) for s in setting.seeds]
         x = list(range(1, len(runs[0]["actual"]) + 1))
+        # eq. 3's term: F_i(h_i) . dL_rest/dh at h_i, the gradient of the rest of the network
+        # (the blocks above i) at the block's input; see probes.FirstOrder for the other two.
         panels[arch] = {"measured": Series(x, [r["actual"] for r in runs]),
-                        "first-order": Series(x, [r["predicted"] for r in runs])}
+                        "first-order": Series(x, [r["predicted_taylor"] for r in runs])}
+        other[arch] = {"through the block": Series(x, [r["predicted"] for r in runs]),
+                       "at the block's output": Series(x, [r["predicted_output"] for r in runs])}
     return FigureData("Section 3: loss change per block, measured and first-order", "block",
-                      "L(with block) - L(without)", panels, c.meta())
+                      "L(with block) - L(without)", panels, c.meta(), dict(other_gradients=other))
 
 
 # ----------------------------------------------------------------------------- Section 4.5: shared blocks
@@ -329,13 +368,15 @@ _AXES = dict(xlabels={"activation norm at initialisation": "hidden state (0 = st
 
 
 def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-shared",
-            reference: str = "resnet32") -> FigureData:
-    """Fig. 8: naively shared ResNet-110 against ResNet-32: accuracy during training, the
-    gradient-norm ratio ``r`` during training, and activation norms along depth at initialisation."""
+            reference: str = "resnet32", unshared: str = "resnet110") -> FigureData:
+    """Fig. 8: naively shared ResNet-110 against ResNet-32 (the paper's figure) and against the
+    unshared ResNet-110 of the same depth: accuracy during training, the gradient-norm ratio ``r``
+    during training, and activation norms along depth at initialisation."""
     c = _Collector(setting, role)
     panels = {"accuracy": {}, "gradient-norm ratio r": {}, "activation norm at initialisation": {}}
     init = {}
-    for arch in (reference, shared):
+    archs = (reference, unshared, shared)
+    for arch in archs:
         for split, label in SPLITS.items():
             panels["accuracy"][f"{arch} {label}"] = _curves(c, arch, f"{split}_acc")
         panels["gradient-norm ratio r"][arch] = _curves(c, arch, "grad_ratio")
@@ -343,30 +384,79 @@ def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-sh
         panels["activation norm at initialisation"][arch] = Series(
             list(range(len(init[arch][0]["act_norms"]))), [r["act_norms"] for r in init[arch]])
     extra = dict(init_ratio={a: Series([0], [[r["grad_ratio"]] for r in runs]) for a, runs in init.items()},
-                 diverged=_diverged(c, (reference, shared)), shared=shared, reference=reference, **_AXES)
-    return FigureData(f"Fig. 8: {shared} (naive sharing) against {reference}", "epoch", "",
+                 diverged=_diverged(c, archs), shared=shared, reference=reference, unshared=unshared, **_AXES)
+    return FigureData(f"Fig. 8: {shared} (naive sharing) against {reference} and {unshared}", "epoch", "",
                       panels, c.meta(), extra)
+
+
+def copy_weights(source: models.ResidualNet, target: models.ResidualNet) -> None:
+    """Copy ``source``'s stem, block convolutions (and shortcut projections) and classifier into
+    ``target``, position by position in ``model.blocks``; BatchNorm stays ``target``'s own.
+
+    For diagnostics that compare sharing variants on one draw of weights (Fig. 9): the variants
+    have the same blocks and shapes but build their BatchNorm differently."""
+    if len(source.blocks) != len(target.blocks):
+        raise ValueError(f"copy_weights: {len(source.blocks)} blocks in the source, {len(target.blocks)} in the target")
+    pairs = [(source.stem, target.stem), (source.head.fc, target.head.fc)]
+    for a, b in zip(source.blocks, target.blocks):
+        pairs += [(a.conv1, b.conv1), (a.conv2, b.conv2)]
+        if a.shortcut is not None:
+            pairs.append((a.shortcut, b.shortcut))
+    with torch.no_grad():
+        for a, b in pairs:
+            b.weight.copy_(a.weight)
+            b.bias.copy_(a.bias)
+
+
+def _at_init_same_weights(c: _Collector, arch: str, seed: int, source: str) -> list[float]:
+    """Activation norms at initialisation of ``arch`` carrying ``source``'s convolution and
+    classifier weights (BatchNorm as ``arch`` builds it): variants that build per-step BatchNorm
+    draw extra random numbers, so only this copy compares the fixes on one draw of weights.
+    A diagnostic model only: ``experiments.initial`` and the trained runs are untouched."""
+    from . import probes
+
+    spec = c.spec(arch, seed)
+
+    def compute():
+        model = experiments.initial(spec)
+        copy_weights(experiments.initial(c.spec(source, seed)), model)
+        images, _ = experiments.diagnostic_batch(experiments.dataset(spec.dataset), 256, spec.device)
+        model.to(spec.device)
+        return probes.activation_norms(model, images, batch_stats=True)
+
+    record = experiments.result(c.setting.profile.name, "at_init_same_weights", spec, compute,
+                                dict(weights_from=source))
+    c.commits.add(record["commit"])
+    return record["value"]
 
 
 def figure9(setting: Setting, role: str = "cifar10", variants: dict = models.ABLATION) -> FigureData:
     """Fig. 9: the ablation of fixes for sharing, each step adding one: accuracy during training
-    and the activation norm along depth at initialisation."""
+    and the activation norm along depth at initialisation.
+
+    ``extra["init_same_weights"][label]``: the activation norms at initialisation with every
+    variant carrying the first (naive) variant's convolution weights, the fair comparison."""
     c = _Collector(setting, role)
     panels = {"validation accuracy": {}, "train accuracy": {}, "activation norm at initialisation": {}}
+    same = {}
+    naive = next(iter(variants))
     for arch, label in variants.items():
         panels["validation accuracy"][label] = _curves(c, arch, "test_acc")
         panels["train accuracy"][label] = _curves(c, arch, "train_acc")
         runs = [_at_init(c, arch, s) for s in setting.seeds]
-        panels["activation norm at initialisation"][label] = Series(list(range(len(runs[0]["act_norms"]))),
-                                                                    [r["act_norms"] for r in runs])
+        x = list(range(len(runs[0]["act_norms"])))
+        panels["activation norm at initialisation"][label] = Series(x, [r["act_norms"] for r in runs])
+        same[label] = Series(x, [_at_init_same_weights(c, arch, s, naive) for s in setting.seeds])
     return FigureData("Fig. 9: fixing shared blocks, one change at a time", "epoch", "",
-                      panels, c.meta(), dict(diverged=_diverged(c, variants), labels=dict(variants), **_AXES))
+                      panels, c.meta(), dict(diverged=_diverged(c, variants), labels=dict(variants),
+                                             init_same_weights=same, **_AXES))
 
 
 @dataclass
 class TableData:
     """Table 1: per model and dataset role, train and test error (%) over seeds, parameters
-    counted on the model itself, and the paper's numbers beside them."""
+    counted on the model itself at full width (``params``, the paper's architectures) and at the
+    width actually trained (``params_trained``), and the paper's numbers beside them."""
 
     rows: list[dict]
     meta: dict
@@ -426,6 +516,8 @@ def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
                 errs.append(c.result("errors", arch, s, _errors))
             classes = 100 if role == "cifar100" else 10
             row["params"][role] = models.count_parameters(models.build(arch, num_classes=classes))
+            row.setdefault("params_trained", {})[role] = models.count_parameters(
+                models.build(arch, num_classes=classes, width=c.spec(arch, setting.seeds[0]).width))
             want = paper.TRAINABLE_PARAMS.get(arch)
             if want is not None:
                 row["params_match"] &= row["params"][role] == want + (paper.CIFAR100_EXTRA if classes == 100 else 0)

@@ -48,3 +48,9 @@ BORDERLINE_MARGIN = 0.10
 #: Section 6 reference points (test error %, CIFAR-10).
 HE2016_RESNET110_MEAN = 6.61
 HE2016_PREACT_RESNET110 = 6.37
+
+#: CIFAR-10's test set: Fig. 7's 51 borderline examples are a share of it.
+TEST_EXAMPLES = 10_000
+
+#: Fig. 2: the first block's l2 ratio of single-representation and avg-pooling ("up to ~2").
+FIRST_BLOCK_RATIO = 2
