@@ -236,6 +236,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint is an ordinary file
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(dict(state, checksum=checksum(state)), f)
