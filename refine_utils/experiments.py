@@ -35,7 +35,7 @@ import math
 import os
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -330,7 +330,12 @@ CIFAR10_LONG = Profile(
     train_eval=2000,
 )
 
-PROFILES = {p.name: p for p in (SMOKE, CIFAR10_CPU, CIFAR10_LONG, PAPER)}
+CIFAR10_GPU = replace(
+    CIFAR10_LONG, name="cifar10-gpu", device="cuda", widths={}, part_widths={},
+    description="cifar10-long at the paper's full widths on a GPU: the same data, epochs, schedules and seeds "
+                "(the ladder's GPU point: `make results PROFILE=cifar10-gpu`, bench/gpu_profile.sh on a device)")
+
+PROFILES = {p.name: p for p in (SMOKE, CIFAR10_CPU, CIFAR10_LONG, CIFAR10_GPU, PAPER)}
 #: The profile the site publishes: every notebook's default, and the one committed in results/.
 PUBLISHED = "cifar10-cpu"
 
