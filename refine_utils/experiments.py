@@ -527,15 +527,18 @@ def _part_runs(part: str, prof: Profile) -> tuple[tuple[str, ...], tuple[str, ..
     return ("cifar100" if part == "cifar100" else "cifar10",), models.FIGURE_ARCHS
 
 
-def book_specs(profile: str) -> list[RunSpec]:
-    """Every network the book trains at ``profile`` (none for the parts it omits), each once,
-    in the order ``pretrain`` starts them: part by part (the main text first), seed 0 of every
-    network before seed 1, the costliest first within a seed. An interrupted profile thus has
-    whole seeds of the main figures first."""
+def book_specs(profile: str, parts: tuple[str, ...] = PARTS) -> list[RunSpec]:
+    """Every network the book trains at ``profile`` (none for the parts it omits; only ``parts``),
+    each once, in the order ``pretrain`` starts them: part by part (the main text first), seed 0
+    of every network before seed 1, the costliest first within a seed. An interrupted profile
+    thus has whole seeds of the main figures first."""
     prof = get_profile(profile)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown part(s) {', '.join(unknown)}; choose from: {', '.join(PARTS)}")
     specs = {}
     for p, part in enumerate(PARTS):
-        if part in prof.omitted:
+        if part in prof.omitted or part not in parts:
             continue
         roles, archs = _part_runs(part, prof)
         for role in roles:
@@ -555,15 +558,22 @@ def _train_quietly(spec: RunSpec) -> int | None:
     return run(spec)[1].diverged
 
 
-def pretrain(profile: str, workers: int = 1, progress: bool = True) -> list[int | None]:
-    """Train (or resume, or find) every network of ``book_specs(profile)``, ``workers`` processes
-    at a time; returns each run's divergence epoch (None: trained). A run's weights depend on its
-    spec alone (seeded, ``CPU_THREADS`` threads), so this only changes when they are computed."""
+def pretrain(profile: str, workers: int = 1, progress: bool = True, parts: tuple[str, ...] = PARTS,
+             executor: str = "processes", **executor_options) -> list[int | None]:
+    """Train (or resume, or find) every network of ``book_specs(profile, parts)``, ``workers``
+    processes at a time; returns each run's divergence epoch (None: trained). A run's weights depend
+    on its spec alone (seeded, ``CPU_THREADS`` threads), so this only changes when they are computed.
+
+    ``executor`` "slurm" (or "local") hands the runs to submitit instead, one job per network, with
+    ``executor_options`` passed to it (e.g. ``slurm_partition``, ``timeout_min``, ``gpus_per_node``):
+    the path the ``paper`` profile's GPU-hours need; a pre-empted job resumes from its checkpoint."""
     from . import sweep
 
-    specs = book_specs(profile)
+    specs = book_specs(profile, parts)
     for name in {spec.dataset for spec in specs}:
         dataset(name)  # missing data fails here, before any process starts or any run trains
+    if executor != "processes":
+        return sweep.run(_train_quietly, specs, executor=executor, folder=cache_dir() / "sweeps", **executor_options)
     if workers > 1:
         return sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
     done = {}
