@@ -27,8 +27,9 @@ def notebooks(root: Path = experiments.ROOT) -> list[Path]:
 
 
 def execute(profile: str, out: str | os.PathLike, workers: int | None = None, progress: bool = True,
-            train_only: bool = False) -> list[Path]:
-    """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core), then (unless
+            train_only: bool = False, executor: str = "processes", **executor_options) -> list[Path]:
+    """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core; or through
+    submitit with ``executor`` "slurm"/"local" and its ``executor_options``), then (unless
     ``train_only``) run every notebook with ``profile=<profile>``; returns the executed copies,
     written to ``out``."""
     import papermill
@@ -38,7 +39,7 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
         if var in os.environ:
             os.environ[var] = str(Path(os.environ[var]).resolve())
-    experiments.pretrain(profile, workers or os.cpu_count() or 1, progress)
+    experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, executor=executor, **executor_options)
     if train_only:
         return []
     out = Path(out)
@@ -50,4 +51,21 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
         papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile), cwd=str(nb.parent),
                                    kernel_name="python3", progress_bar=progress)
         done.append(out / nb.name)
+    return done
+
+
+def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = experiments.PARTS,
+            progress: bool = True) -> list[str]:
+    """Train ``profile``'s networks of ``parts`` and compute every result the scorecard's claims
+    read, without notebooks (a machine with PyTorch alone, e.g. a lent GPU: ``bench/gpu_profile.sh``);
+    returns the claims computed. ``make results`` then draws the pages from the stored results."""
+    from . import scorecard
+
+    experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, parts)
+    done = []
+    for claim in scorecard.CLAIMS:
+        setting = experiments.setting(profile, part=claim.part)
+        if claim.part in parts and setting.standing_in is None:
+            claim.compute(setting)
+            done.append(claim.key)
     return done

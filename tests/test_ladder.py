@@ -1,0 +1,64 @@
+"""The scale ladder: verdicts of every profile side by side, and one sentence per claim."""
+import math
+
+from refine_utils import ladder, scorecard
+from refine_utils.ladder import Rung
+from refine_utils.scorecard import Check, Row
+
+
+def row(item, verdict, outcomes, texts=None):
+    texts = texts or [f"condition {k} (< 0)" for k in range(len(outcomes))]
+    checks = [Check(t, 0.1 * k, False, o, reason="stored nowhere" if o == "not run" else "")
+              for k, (t, o) in enumerate(zip(texts, outcomes))]
+    return Row(item, "the paper says so", checks, verdict)
+
+
+def test_trend_toward_away_and_flat():
+    rungs = [Rung("smoke", [row("Fig. 4", "not", ["fails", "fails", "holds"]), row("Fig. 5", "partly", ["holds", "fails"])]),
+             Rung("cifar10-cpu", [row("Fig. 4", "partly", ["holds", "fails", "holds"]), row("Fig. 5", "not", ["fails", "fails"])]),
+             Rung("cifar10-long", None)]
+    assert "moves toward the paper" in ladder.trend("Fig. 4", rungs)
+    assert "not at `smoke` (1/3) → partly at `cifar10-cpu` (2/3)" in ladder.trend("Fig. 4", rungs)
+    assert "moves away from the paper" in ladder.trend("Fig. 5", rungs)
+    same = [Rung("a", [row("X", "partly", ["holds", "fails"])]), Rung("b", [row("X", "partly", ["fails", "holds"])])]
+    assert "does not move with scale" in ladder.trend("X", same)
+    # within the same verdict, more conditions holding is a move toward the paper
+    more = [Rung("a", [row("X", "partly", ["holds", "holds", "fails"])]), Rung("b", [row("X", "partly", ["holds", "holds", "holds", "fails"])])]
+    assert "toward" in ladder.trend("X", more)
+
+
+def test_rows_not_judged_or_not_run_are_left_out_of_the_trend():
+    rungs = [Rung("smoke", [row("Fig. 8", "not yet run", [])]),
+             Rung("cifar10-cpu", [row("Fig. 8", "not run", ["not run"])]),
+             Rung("cifar10-long", [row("Fig. 8", "reproduced", ["holds"])])]
+    assert ladder.trend("Fig. 8", rungs).endswith("one rung only, so no trend yet.")
+    assert ladder.held(rungs[1].row("Fig. 8")) == (0, 0)
+    nothing = [Rung("smoke", [row("Fig. 8", "not yet run", [])]), Rung("cifar10-long", None)]
+    assert "not judged at any rung" in ladder.trend("Fig. 8", nothing)
+
+
+def test_table_and_numbers_line_up_conditions_across_rungs():
+    a = row("Fig. 4", "not", ["fails", "holds"], ["wide: share negative (2 zero within noise, 1 positive; = 1)", "gap (< 0)"])
+    b = row("Fig. 4", "partly", ["holds", "holds"], ["wide: share negative (0 zero within noise, 0 positive; = 1)", "gap (< 0)"])
+    rungs = [Rung("smoke", [a]), Rung("cifar10-cpu", [b]), Rung("cifar10-gpu", None)]
+    table = ladder.table(rungs).splitlines()
+    assert table[0] == "| claim | `smoke` | `cifar10-cpu` | `cifar10-gpu` |"
+    assert table[2] == "| Fig. 4 | not (1/2) | partly (2/2) | not yet run |"
+    lines = ladder.numbers("Fig. 4", rungs).splitlines()
+    assert len(lines) == 4  # header, rule, and one line per condition: the counts do not split a condition
+    assert lines[2].startswith("| wide: share negative |") and "0 (fails) | 0 (holds) |" in lines[2]
+
+
+def test_rungs_without_results_read_not_yet_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
+    rungs = ladder.rungs(("cifar10-long",))
+    assert rungs[0].rows is None and ladder.verdict(rungs[0].row("Fig. 4")) == "not yet run"
+
+
+def test_published_ladder_reads_committed_results():
+    rungs = ladder.rungs(("smoke", "cifar10-cpu"))
+    items = [r.item for r in rungs[1].rows]
+    assert items == [c.item for c in scorecard.CLAIMS]
+    fig = ladder.figure(rungs)
+    assert len(fig.axes[0].patches) == 2 * len(items)
+    assert all(not math.isnan(ladder.held(r)[0]) for r in rungs[1].rows)
