@@ -1,7 +1,9 @@
+import dataclasses
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from refine_utils import cli, train
 
@@ -13,7 +15,7 @@ def run(*args):
 def test_help_explains_every_flag():
     out = run("train", "--help").stdout
     for flag in ("--arch", "--dataset", "--epochs", "--width", "--batch-size", "--seed", "--device", "--data-dir",
-                 "--download", "--out", "--weight-decay", "--compile"):
+                 "--download", "--out", "--weight-decay", "--precision", "--schedule-fit", "--monitor", "--train-eval"):
         assert flag in out
 
 
@@ -21,7 +23,11 @@ def test_help_explains_every_flag():
     (["--arch", "resnet111"], "resnet110"),
     (["--arch", "resnet32", "--epochs", "-2"], "positive"),
     (["--arch", "resnet32", "--dataset", "mnist"], "cifar10"),
-    (["--arch", "resnet32", "--width", "0"], "positive"),
+    (["--arch", "resnet32", "--width", "0"], "--width: must be a finite number > 0"),
+    (["--arch", "resnet32", "--width", "inf"], "--width: must be a finite number > 0"),
+    (["--arch", "resnet32", "--seed", "-1"], "--seed: must be an integer >= 0"),
+    (["--arch", "resnet32", "--weight-decay", "-5"], "--weight-decay: must be a finite number >= 0"),
+    (["--arch", "resnet32", "--device", "tpu"], "choose from 'cpu', 'cuda'"),
 ])
 def test_bad_arguments_fail_fast_naming_choices(args, expect):
     r = run("train", *args)
@@ -44,10 +50,41 @@ def test_results_refuses_an_unknown_profile_or_missing_data_before_training(tmp_
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
-def test_train_writes_a_checkpoint(tmp_path, capsys):
-    out = tmp_path / "r.pt"
-    assert cli.main(["train", "--arch", "resnet110", "--dataset", "digits", "--epochs", "1", "--width", "0.125",
-                     "--out", str(out)]) == 0
-    state = train.load_checkpoint(out)
-    assert len(state["history"]["records"]) == 1 and state["meta"]["arch"] == "resnet110"
-    assert "test acc" in capsys.readouterr().out
+def test_train_goes_through_the_books_spec_keyed_path(tmp_path, monkeypatch, capsys):
+    from refine_utils import experiments
+
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "export" / "r.pt"
+    argv = ["train", "--arch", "resnet110", "--dataset", "digits", "--epochs", "1", "--width", "0.125", "--seed", "2",
+            "--batch-size", "256", "--device", "cpu", "--out", str(out)]
+    assert cli.main(argv) == 0
+    spec = experiments.RunSpec("resnet110", "digits", 0.125, 1, seed=2, batch_size=256)
+    state = train.load_checkpoint(experiments.checkpoint_path(spec))  # where the notebooks look for it
+    assert len(state["history"]["records"]) == 1 and state["meta"] == dataclasses.asdict(spec)
+    exported = train.load_checkpoint(out)
+    assert all(torch.equal(exported["model"][k], v) for k, v in state["model"].items())
+    first = capsys.readouterr().out
+    assert "test acc" in first and str(experiments.checkpoint_path(spec)) in first
+    _, history = experiments.run(spec)  # the library finds the network the command trained
+    assert history.records == state["history"]["records"]
+
+
+def test_out_must_not_replace_another_runs_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    precious = tmp_path / "mine.pt"
+    precious.write_bytes(b"someone else's file")
+    assert cli.main(["train", "--arch", "resnet32", "--device", "cpu", "--out", str(precious)]) == 2
+    assert f"--out {precious} exists and is not a checkpoint of this run" in capsys.readouterr().err
+    assert precious.read_bytes() == b"someone else's file" and not list((tmp_path / "cache").glob("*.pt"))
+
+
+@pytest.mark.parametrize("where, message", [("folder", "is a folder; name a file"),
+                                            ("under a file", "is a file, not a folder")])
+def test_out_is_checked_before_training(tmp_path, monkeypatch, capsys, where, message):
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "file").write_text("x")
+    out = tmp_path if where == "folder" else tmp_path / "file" / "r.pt"
+    assert cli.main(["train", "--arch", "resnet32", "--device", "cpu", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}" in err and message in err
+    assert not list((tmp_path / "cache").glob("*.pt"))
