@@ -1,0 +1,219 @@
+"""The furniture of a book page: the verdict box a figure page opens with, figures with a number,
+caption and alt text, and the scorecard's grid.
+
+Everything is built from library objects (``scorecard.Row``, ``figures.FigureData``, the
+profile), so no page types a number. Each function returns an IPython display object that a
+notebook shows as its cell's value; the classes it uses (``rf-*``) are styled by the book's
+``book/_ext/page_style`` extension, which also opens a figure full-size on click.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import re
+
+import matplotlib.pyplot as plt
+from IPython.display import HTML, Markdown
+
+from . import benchmarks, data, experiments, paper_refs, plots, train
+from .figures import FigureData
+
+#: The badge text of a verdict of ``scorecard.VERDICTS`` (any other verdict reads as itself).
+BADGES = {"partly": "partly reproduced", "not": "not reproduced"}
+
+#: The page (a document of ``_toc.yml``) that judges each scorecard item.
+PAGES = {"Section 3": "notebooks/taylor", "Fig. 2": "notebooks/fig2_l2_ratio", "Fig. 3": "notebooks/fig3_drop_one",
+         "Fig. 4": "notebooks/fig4_cosine", "Fig. 5": "notebooks/fig5_intermediate",
+         "Fig. 6": "notebooks/fig6_borderline", "Fig. 7": "notebooks/fig7_unroll",
+         "Fig. 2 (CIFAR-100)": "notebooks/cifar100", "Fig. 3 (CIFAR-100)": "notebooks/cifar100",
+         "Fig. 4 (CIFAR-100)": "notebooks/cifar100", "Fig. 5 (CIFAR-100)": "notebooks/cifar100",
+         "Appendix D": "notebooks/appendix_shared", "Fig. 8": "notebooks/fig8_sharing",
+         "Fig. 9": "notebooks/fig9_ablation", "Table 1": "notebooks/table1"}
+
+
+def badge(verdict: str) -> str:
+    """A coloured verdict badge (HTML)."""
+    return f'<span class="rf-badge rf-{_slug(verdict)}">{BADGES.get(verdict, verdict)}</span>'
+
+
+def verdict(row, setting: experiments.Setting) -> HTML:
+    """The box a figure page opens with: the verdict, what the paper says, the numbers that
+    decide it (each test of the rule, what we measured, whether it holds) and the scale."""
+    body = [f'<p class="rf-head">{badge(row.verdict)} <strong>{_e(row.item)}</strong></p>',
+            f"<p><strong>The paper says:</strong> {_e(row.claim)}</p>"]
+    if row.checks:
+        body.append(_checks(row.checks))
+    else:
+        why = getattr(row, "reason", "") or "the results this claim needs are not in the results folder yet"
+        body.append(f"<p>Not judged: {_e(why)}.</p>")
+    body.append(f'<p class="rf-scale">{scale(setting)}</p>')
+    return HTML(f'<div class="rf-verdict rf-{_slug(row.verdict)}">{"".join(body)}</div>')
+
+
+def scale(setting: experiments.Setting) -> str:
+    """One sentence (HTML) on the scale the evidence comes from, to read every verdict by."""
+    p = setting.profile
+    epochs = sorted(s[0] for s in train.PAPER_SCHEDULES.values())
+    text = (f"<strong>Scale.</strong> Evidence from profile <code>{p.name}</code>: {_e(p.description)}. "
+            f"The paper trains full-width networks for {epochs[0]}–{epochs[-1]} epochs on all of CIFAR-10 "
+            f"({experiments.PAPER.seeds} runs); here a “not” says the effect does not show at this scale, "
+            "not that the paper is wrong.")
+    if setting.standing_in is not None:
+        asked, why = setting.standing_in
+        text += f" <em>Standing in:</em> profile <code>{asked}</code> does not run this part ({_e(why)})."
+    return text
+
+
+def note(setting: experiments.Setting) -> HTML:
+    """The scale sentence alone, for a page that shows evidence without judging a claim."""
+    return HTML(f'<div class="rf-verdict rf-note"><p class="rf-scale">{scale(setting)}</p></div>')
+
+
+def figure(fig: FigureData, label: str, caption: str, marks: str | None = None, **draw) -> HTML:
+    """``fig`` drawn twice (two panels per row for a desktop, one for a phone; the page shows the
+    one that fits), numbered ``label``, with ``caption``, where it came from, and alt text.
+
+    Args:
+        marks: the key of ``paper_refs.MARKS`` whose paper values to draw on the same axes.
+        draw: further arguments of ``plots.draw`` (``spectrum``, ``hlines``, ...).
+    """
+    ref = paper_refs.MARKS[marks] if marks else []
+    alt = _alt(fig, ref)
+    images = []
+    for cls, ncols in (("rf-wide", draw.pop("ncols", None)), ("rf-narrow", 1)):
+        svg, width = _svg(plots.draw(fig, marks=ref, ncols=ncols, **draw))
+        cols = min(ncols or 2, len(fig.panels))
+        images.append(f'<img class="{cls}" src="data:image/svg+xml;base64,{svg}" alt="{_e(alt)}" '
+                      f'data-width-pt="{width:.1f}" data-ncols="{cols}" data-font-pt="{plots.SMALLEST:g}">')
+    slug = _slug(label)
+    return HTML(f'<figure class="rf-figure" id="figure-{slug}">{"".join(images)}'
+                f'<figcaption><span class="rf-fignum">Figure {_e(label)}.</span> {_e(caption)} '
+                f'<span class="rf-provenance">{provenance(fig.meta)}</span></figcaption></figure>')
+
+
+def table(markdown: str, meta: dict, label: str, caption: str) -> Markdown:
+    """A markdown table under its number, caption and provenance."""
+    return Markdown(f'<p class="rf-caption"><span class="rf-fignum">Table {_e(label)}.</span> {_e(caption)} '
+                    f'<span class="rf-provenance">{provenance(meta)}</span></p>\n\n{markdown}')
+
+
+def provenance(meta: dict) -> str:
+    """Where a figure's numbers come from (HTML): profile, data, networks, seeds, device, commits."""
+    stand_in = f", standing in for {meta['role']}" if data.source(meta["dataset"]) != meta["role"] else ""
+    epochs = {e for _, e in meta["archs"].values()}
+    nets = ", ".join(f"{a} at width {w:g}" + ("" if len(epochs) == 1 else f" ({e} epochs)")
+                     for a, (w, e) in meta["archs"].items())
+    if len(epochs) == 1:
+        nets += f", {epochs.pop()} epochs each"
+    seeds = f"mean of {meta['seeds']} seeds (band: ±1 s.d.)" if meta["seeds"] > 1 else "1 seed"
+    commits = meta["commits"]
+    where = (f"commit{'s' if len(commits) > 1 else ''} " + ", ".join(f"<code>{c}</code>" for c in commits)
+             if commits else "no stored results")
+    return (f"Profile <code>{meta['profile']}</code>: {_e(data.LABELS[meta['dataset']])}{stand_in}; {_e(nets)}; "
+            f"{seeds}; device {meta['device']}. Results computed at {where}.")
+
+
+def grid(rows, here: str = "book/scorecard") -> HTML:
+    """The scorecard at a glance: one line per claim, its verdict badge, linked to its page."""
+    lines = "".join(f'<tr><td><a href="{_link(r.item, here)}">{_e(r.item)}</a></td><td>{badge(r.verdict)}</td></tr>'
+                    for r in rows)
+    return HTML(f'<table class="rf-grid"><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>{lines}</tbody>'
+                "</table>")
+
+
+def conditions(rows, here: str = "book/scorecard") -> HTML:
+    """Every claim's tests, one collapsible section each."""
+    parts = []
+    for r in rows:
+        checks = _checks(r.checks) if r.checks else "<p>Not yet run.</p>"
+        parts.append(f'<details class="rf-details"><summary>{badge(r.verdict)} <strong>{_e(r.item)}</strong></summary>'
+                     f'<p><strong>The paper says:</strong> {_e(r.claim)} '
+                     f'(<a href="{_link(r.item, here)}">its page</a>)</p>{checks}'
+                     f'<p>Evidence: {_e(r.evidence or "none").replace("`", "")}.</p></details>')
+    return HTML("".join(parts))
+
+
+#: The mark before each outcome of a check.
+OUTCOME_MARKS = {"holds": "✓", "fails": "✗", "within noise": "≈"}
+
+
+def _checks(checks) -> str:
+    """A table of a rule's checks: what is tested, the paper's number, ours, the outcome."""
+    rows = []
+    for c in checks:
+        outcome = getattr(c, "outcome", "") or ("holds" if c.holds else "fails")
+        group = getattr(c, "group", "")
+        value = "—" if c.value != c.value else f"{c.value:.3g}"  # NaN: not measured
+        rows.append(f"<tr><td>{_e((group + ': ') if group else '')}{_e(c.text)}</td>"
+                    f"<td class=\"rf-num\">{_e(getattr(c, 'paper', '') or '—')}</td><td class=\"rf-num\">{value}</td>"
+                    f'<td class="rf-outcome rf-{_slug(outcome)}">{OUTCOME_MARKS.get(outcome, "")} {_e(outcome)}</td></tr>')
+    return ('<table class="rf-checks"><thead><tr><th>our test of the claim</th><th>paper</th><th>ours</th><th></th>'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _link(item: str, here: str) -> str:
+    return os.path.relpath(PAGES[item], os.path.dirname(here)) + ".html"
+
+
+def _svg(fig) -> tuple[str, float]:
+    """The figure as base64 SVG (deterministic: no date, fixed ids) and its width in points."""
+    buf = io.StringIO()
+    with plt.rc_context({"svg.hashsalt": "refine"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    width = float(re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', text).group(1))
+    return base64.b64encode(text.encode()).decode(), width
+
+
+def _alt(fig: FigureData, marks) -> str:
+    """What the figure shows, in words, for readers who cannot see it."""
+    panels = list(fig.panels)
+    series = list(dict.fromkeys(label for curves in fig.panels.values() for label in curves))
+    what = fig.ylabel or "the panel's quantity"
+    text = (f"{fig.title}. {len(panels)} line plot{'s' if len(panels) > 1 else ''} ({', '.join(panels)}), "
+            f"each showing {what} against {fig.xlabel}")
+    text += f"; curves: {', '.join(series[:6])}{' and more' if len(series) > 6 else ''}"
+    if marks:
+        text += f"; the paper's values marked ({', '.join(dict.fromkeys(m.label for m in marks))})"
+    return text + "."
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def tally(rows) -> str:
+    """How many claims read each verdict, in words ("3 reproduced, 5 partly reproduced and 2 not run")."""
+    counts = {}
+    for r in rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    parts = [f"{n} {BADGES.get(v, v)}" for v, n in counts.items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def gpu_costs() -> Markdown:
+    """The GPU-hours per figure at the paper profile, as measured by the latest recorded GPU check."""
+    run, costs = benchmarks.latest_gpu_run(), benchmarks.BENCH / "costs.json"
+    if run is None or not costs.exists():
+        return Markdown("*No GPU cost measured yet: the [developers' appendix](developers.ipynb) says how.*")
+    c = json.loads(costs.read_text())
+    return Markdown(_site(f"Measured on {run['device']} ({run['date']}), {c['path']} path; "
+                          + "; ".join(c["assumptions"]) + f"; * = estimated:\n\n{benchmarks.costs_table(c)}"))
+
+
+def gpu_check() -> Markdown:
+    """The latest GPU check in full (card, CUDA tests, throughput, GPU-hours), for developers."""
+    return Markdown(_site(benchmarks.report()))
+
+
+def _site(text: str) -> str:
+    """``bench/`` cites the paper's notes file, which the site does not carry: name the paper."""
+    return text.replace("PAPER.md section 4", "the paper")

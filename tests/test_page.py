@@ -1,0 +1,125 @@
+"""The figures and page furniture the book shows: layout, styles, the paper's marks, captions."""
+import base64
+import re
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from refine_utils import page, paper, paper_refs, plots  # noqa: E402
+from refine_utils.figures import FigureData, Series  # noqa: E402
+from refine_utils.scorecard import Check, Row  # noqa: E402
+
+META = dict(profile="tiny", role="cifar10", dataset="digits", archs={"resnet32": (0.125, 2)}, seeds=2,
+            device="cpu", commits=["0123456789"])
+
+
+def _fig(panels: list[str], curves=("train", "validation"), n=5) -> FigureData:
+    x = list(range(n))
+    return FigureData("Fig. X: test", "block", "value",
+                      {p: {c: Series(x, [[k + i for i in x], [k + i + 0.5 for i in x]]) for k, c in enumerate(curves)}
+                       for p in panels}, dict(META))
+
+
+def test_at_most_two_panels_per_row_and_train_beside_validation():
+    names = [f"{s} {m}" for s in ("train", "validation") for m in ("loss", "acc", "cos")]
+    fig = plots.draw(_fig(names))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["train loss", "validation loss", "train acc", "validation acc", "train cos", "validation cos"]
+    rows = {round(ax.get_position().y0, 3) for ax in fig.axes if ax.get_visible()}
+    assert len(rows) == 3  # six panels: three rows of two
+    assert fig.get_size_inches()[0] == pytest.approx(2 * plots.PANEL[0])
+
+
+def test_every_series_differs_in_colour_and_line_style():
+    fig = plots.draw(_fig(["a", "b"], curves=("borderline, scale 1", "all, scale 1", "borderline, scale 0.5",
+                                               "all, scale 0.5")))
+    lines = [ln for ln in fig.axes[0].get_lines()]
+    styles = [(ln.get_color(), ln.get_linestyle()) for ln in lines]
+    assert len({c for c, _ in styles}) == 4 and len({s for _, s in styles}) == 4
+    assert [ln.get_color() for ln in fig.axes[1].get_lines()] == [c for c, _ in styles]  # one legend serves all
+
+
+def test_text_is_never_smaller_than_the_bound():
+    fig = plots.draw(_fig(["a", "b", "c"]), hlines={"a": (1.0, "whole network")})
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+    assert sizes and min(sizes) >= plots.SMALLEST
+
+
+def test_spectrum_runs_blue_to_red():
+    fig = plots.draw(_fig(["a"], curves=[f"block {i}" for i in range(1, 6)]), spectrum=True)
+    colors = [ln.get_color() for ln in fig.axes[0].get_lines()]
+    assert colors[0][2] > colors[0][0] and colors[-1][0] > colors[-1][2]  # first blue, last red
+
+
+def test_the_papers_values_are_drawn_where_they_belong():
+    marks = [paper_refs.Mark("a", paper.LAST_BLOCK_COSINE, "paper: last block", ("last",)),
+             paper_refs.Mark("a", (None, 0.0), "paper: negative"),
+             paper_refs.Mark("b", paper.UNROLL_TRAIN_LOSS, "paper: loss", (0, 4))]
+    fig = plots.draw(_fig(["a", "b"]), marks=marks)
+    a, b = fig.axes[:2]
+    star = [ln for ln in a.get_lines() if ln.get_label() == "paper: last block"][0]
+    assert list(star.get_xdata()) == [4] and list(star.get_ydata()) == [paper.LAST_BLOCK_COSINE]
+    assert a.get_ylim()[0] <= paper.LAST_BLOCK_COSINE  # the band did not cut the star off
+    assert b.get_yscale() == "log"  # the paper's loss lies decades below ours: both shown
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"paper: last block", "paper: negative", "paper: loss"} <= set(labels)
+
+
+def test_marks_name_panels_the_figures_have():
+    panels = {"training-acc": ["resnet110"], "fig2": ["single-representation", "avg-pooling", "resnet110", "wide"],
+              "fig7": [f"{s} {m}" for s in ("train", "validation") for m in ("loss", "acc", "entropy", "cos", "ratio")],
+              "shared-cos": ["resnet110-ubn"]}
+    panels["fig4"] = panels["fig2-c100"] = panels["fig4-c100"] = panels["fig2"]
+    for key, marks in paper_refs.MARKS.items():
+        assert marks and {m.panel for m in marks} <= set(panels[key]), key
+
+
+def test_figure_html_has_number_caption_provenance_alt_and_both_layouts():
+    out = page.figure(_fig(["a", "b", "c"]), "2", "What is plotted.").data
+    assert 'id="figure-2"' in out and "Figure 2.</span> What is plotted." in out
+    assert "Profile <code>tiny</code>" in out and "commit <code>0123456789</code>" in out and "mean of 2 seeds" in out
+    imgs = re.findall(r'<img class="(rf-\w+)" src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)" '
+                      r'data-width-pt="([\d.]+)" data-ncols="(\d)"', out)
+    assert [(cls, int(ncols)) for cls, _, _, _, ncols in imgs] == [("rf-wide", 2), ("rf-narrow", 1)]
+    for _, svg, alt, width, _ in imgs:
+        assert base64.b64decode(svg).lstrip().startswith(b"<?xml") and float(width) > 100
+        assert alt.startswith("Fig. X: test. 3 line plots (a, b, c)") and "train, validation" in alt
+
+
+def test_verdict_box_shows_badge_claim_numbers_and_scale():
+    from refine_utils import experiments
+
+    row = Row("Fig. 2", "The claim.", [Check("first block ratio (> 2)", 3.24, True),
+                                      Check("flatness (< 1)", float("nan"), False)], "partly")
+    out = page.verdict(row, experiments.setting("smoke")).data
+    assert '<span class="rf-badge rf-partly">partly reproduced</span>' in out and "The claim." in out
+    assert "3.24" in out and "✓ holds" in out and "✗ fails" in out and "—" in out
+    assert "Scale." in out and "profile <code>smoke</code>" in out and "not that the paper is wrong" in out
+
+
+def test_grid_links_every_claim_to_its_page():
+    rows = [Row(item, "c", [], "not yet run") for item in page.PAGES]
+    out = page.grid(rows).data
+    assert out.count("<tr>") == len(page.PAGES) + 1
+    assert 'href="../notebooks/fig2_l2_ratio.html"' in out and 'href="../notebooks/cifar100.html"' in out
+    assert page.tally(rows) == f"{len(rows)} not yet run"
+    assert page.tally([Row("a", "", [], "reproduced"), Row("b", "", [], "not"), Row("c", "", [], "reproduced")]) \
+        == "2 reproduced and 1 not reproduced"
+
+
+def test_every_scorecard_item_has_a_page_in_the_book():
+    from refine_utils import scorecard
+    from refine_utils.book import toc_files
+
+    assert {c.item for c in scorecard.CLAIMS} <= set(page.PAGES)
+    assert set(page.PAGES.values()) <= set(toc_files())
+
+
+def test_mean_band_is_drawn_for_several_seeds_only():
+    one = FigureData("t", "x", "y", {"a": {"train": Series([0, 1], [[1.0, 2.0]])}}, dict(META))
+    assert not plots.draw(one).axes[0].collections
+    assert plots.draw(_fig(["a"])).axes[0].collections
+    assert np.isfinite(plots.SMALLEST)
