@@ -368,14 +368,14 @@ def _fig5(d: FigureData) -> list[Check]:
     At the last epoch, per seed, the head's accuracy on each hidden state of the last stage:
     - rises: last block's accuracy - the stage's first block's > 0;
     - gradually: the largest single block-to-block gain is under half of all the gains summed
-      (no one block makes most of the climb).
+      (no one block makes most of the climb; 1 where nothing rises).
     """
     checks = []
     for a, curves in d.panels.items():
         final = np.stack([_last_defined(_seeds(s)) for s in curves.values()], 1)  # (seeds, blocks)
         steps = np.diff(final, axis=1)
         gains = np.where(steps > 0, steps, 0).sum(1)
-        largest = np.where(gains > 0, steps.max(1) / np.where(gains > 0, gains, 1), np.nan)
+        largest = np.where(gains > 0, steps.max(1) / np.where(gains > 0, gains, 1), 1.0)  # no rise: 1
         checks += [judge(f"{a}: accuracy after the last block - after the stage's first (> 0)",
                          final[:, -1] - final[:, 0], above=0),
                    judge(f"{a}: largest block-to-block gain / all gains (< 0.5)", largest, below=0.5)]
