@@ -477,7 +477,8 @@ class Busy(RuntimeError):
 def _lock(spec: RunSpec, wait: bool):
     """Hold ``<checkpoint>.lock`` while training ``spec``: two processes never train one network at
     once. The second waits for the first (``wait``; it then finds the finished checkpoint) or
-    raises ``Busy``. The lock is the kernel's (``flock``), so a killed process releases it."""
+    raises ``Busy``. The lock is the kernel's (``flock``), so a killed process releases it; the
+    temporary file a process killed while writing the checkpoint left is removed once it is held."""
     path = checkpoint_path(spec).with_suffix(".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
@@ -485,6 +486,9 @@ def _lock(spec: RunSpec, wait: bool):
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise Busy(f"{spec.name} is being trained by another process") from None
+        ckpt = checkpoint_path(spec)  # no one else writes it now: a temporary file a killed writer left goes
+        for stale in ckpt.parent.glob(f".{ckpt.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         yield
 
 
