@@ -145,7 +145,9 @@ def fixed(text: str, value: float, holds: bool, paper: str = "") -> Check:
 
 
 def reported(text: str, per_seed, paper: str = "") -> Check:
-    """A number shown beside the paper's, without a verdict."""
+    """A number shown beside the paper's, without a verdict (a scalar: not a per-seed number)."""
+    if np.isscalar(per_seed):
+        return Check(text, float(per_seed), False, "reported", paper=paper)
     v = np.asarray(per_seed, dtype=float).ravel()
     se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else math.nan
     return Check(text, float(np.nanmean(v)), False, "reported", [float(x) for x in v], se, paper)
@@ -551,7 +553,7 @@ def _table1(t) -> list[Check]:
             judge("CIFAR-10 test error %, ResNet-110 - ResNet-32 (< 0)", err("resnet110") - err("resnet32"), below=0,
                   paper=f"{paper.TABLE1['cifar10']['resnet110'][1] - paper.TABLE1['cifar10']['resnet32'][1]:.2f}"),
             reported("share of architectures whose full-width parameter count is the paper's",
-                     [np.mean([row["params_match"] for row in t.rows])])]
+                     float(np.mean([row["params_match"] for row in t.rows])))]
 
 
 @dataclass
