@@ -432,11 +432,11 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
                                                  history=asdict(history), meta=meta or {}))
                 saved = epoch + 1
     except KeyboardInterrupt:
-        bar.close()
         kept = (f"{checkpoint} keeps {saved} of {cfg.epochs} epochs" if checkpoint is not None and saved
                 else "nothing was saved")
         raise Interrupted(f"interrupted at epoch {epoch} ({kept}); re-run the same command to resume") from None
-    bar.close()
+    finally:
+        bar.close()  # on any exit, so that an error message starts on a line of its own
     model.eval()
     return history
 
