@@ -640,8 +640,8 @@ def check(key: str, data: FigureData) -> Row:
 
 def rows(profile: str | None = None, device: str | None = None, seeds: int | None = None) -> list[Row]:
     """Every claim's row from the stored results of ``profile``: "not run" (with the reason) where
-    the profile omits the part or never stored what the rule needs, "not yet run" where results
-    are missing. No row is read from another profile."""
+    the profile omits the part, never stored what the rule needs or the network diverged, "not yet
+    run" where results are missing. No row is read from another profile."""
     name = experiments.PUBLISHED if profile is None else profile
     out = []
     with experiments.cached_only():
@@ -657,6 +657,8 @@ def rows(profile: str | None = None, device: str | None = None, seeds: int | Non
             except experiments.MissingResult:
                 reason = UNSTORED.get((claim.key, name), "")
                 row = Row(claim.item, claim.statement, [], "not run" if reason else "not yet run", reason=reason)
+            except experiments.Diverged as e:  # a probe of a network that diverged has nothing to say
+                row = Row(claim.item, claim.statement, [], "not run", reason=str(e))
             row.evidence = evidence(setting)
             out.append(row)
     return out

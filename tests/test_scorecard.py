@@ -344,3 +344,16 @@ def test_markdown_shows_outcome_spread_and_paper_beside_each_number():
     assert "**reproduced**" in line
     counts = scorecard.counts([scorecard.Row("a", "b", [check], "reproduced")])
     assert counts["n_reproduced"] == 1 and counts["n_within_noise"] == 0 and counts["n_rows"] == 1
+
+
+def test_a_diverged_network_reads_not_run_with_the_reason(tmp_path, monkeypatch):
+    import dataclasses
+
+    def diverges(setting):
+        raise E.Diverged("resnet110-shared seed 0 diverged at epoch 3")
+
+    claim = dataclasses.replace(next(c for c in scorecard.CLAIMS if c.key == "shared_cos"), compute=diverges)
+    monkeypatch.setattr(scorecard, "CLAIMS", [claim])
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
+    row, = scorecard.rows("smoke")
+    assert row.verdict == "not run" and "diverged at epoch 3" in row.reason and "diverged" in row.text()
