@@ -170,6 +170,8 @@ def _block_stats(setting: Setting, role: str, quantity: str, archs) -> FigureDat
     c = _Collector(setting, role)
     panels, identity, sampling = {}, {}, {}
     for arch in archs:
+        for s in setting.seeds:
+            c.history(arch, s)  # a diverged network has no per-block picture: raises experiments.Diverged
         curves, errors = {}, {}
         for split, label in SPLITS.items():
             runs = [c.result("block_stats", arch, s, _probe("split_block_stats"), split=split,

@@ -357,3 +357,15 @@ def test_a_diverged_network_reads_not_run_with_the_reason(tmp_path, monkeypatch)
     monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
     row, = scorecard.rows("smoke")
     assert row.verdict == "not run" and "diverged at epoch 3" in row.reason and "diverged" in row.text()
+
+
+def test_block_figures_of_a_diverged_network_raise_diverged(tmp_path, monkeypatch):
+    """Read from stored results alone: the run's history says it diverged, so the row can say why."""
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
+    setting = E.setting("smoke", part="sharing")
+    spec = setting.spec("resnet110-shared", 0)
+    E.result("smoke", "history", spec, lambda: dict(records=[], diverged=2))
+    with E.cached_only(), pytest.raises(E.Diverged, match="diverged at epoch 2"):
+        figures.figure4(setting, archs=scorecard.APPENDIX_D)
+    row = next(r for r in scorecard.rows("smoke") if r.item == "Appendix D")
+    assert row.verdict == "not run" and "diverged at epoch 2" in row.reason
