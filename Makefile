@@ -24,9 +24,10 @@ $(RESULTS_STAMP): $(shell find results refine_utils bench -type f -name '*.json'
 	mkdir -p _build && touch $@
 
 # Executes every notebook against the committed results/ of the published profile (no
-# training), with jupyter-cache, and fails on any notebook error (-W).
+# training: a missing result fails the build naming the command that computes it), with
+# jupyter-cache, and fails on any notebook error (-W).
 book: $(STAMP) $(RESULTS_STAMP)
-	$(BIN)/jupyter-book build . -W --keep-going
+	REFINE_MISSING_RESULTS=error $(BIN)/jupyter-book build . -W --keep-going
 	@echo ""
 	@echo "The book is built. Open it (it works offline, from disk):"
 	@echo "    file://$(CURDIR)/_build/html/index.html"
