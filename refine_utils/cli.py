@@ -157,7 +157,10 @@ def spec_of(args) -> experiments.RunSpec:
     device = args.device or train.default_device()
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device cuda: torch {torch.__version__} sees no CUDA device here; use --device cpu")
-    epochs = args.epochs or train.paper_schedule(args.arch).epochs
+    try:
+        epochs = args.epochs or train.paper_schedule(args.arch).epochs
+    except ValueError as e:
+        raise UsageError(f"--arch {args.arch}: {e}; give --epochs") from None
     try:
         return experiments.RunSpec(args.arch, args.dataset, args.width, epochs, args.seed, args.batch_size,
                                    args.weight_decay, device, monitor=args.monitor, precision=args.precision,
