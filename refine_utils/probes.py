@@ -24,8 +24,8 @@ Conventions, the same in every probe:
   the gradient with respect to ``P_i(h_i)``) and ``ratio = |F_i(h_i)| / |P_i(h_i)|``. Every result
   carries ``identity`` (one bool per block) so plots can mark them; drop-one leaves them out.
 - A cosine is 0 where one of its vectors is exactly zero. Norms are per example, over the
-  flattened feature map; means and standard deviations are over the examples of a split
-  (population standard deviation).
+  flattened hidden state (a feature map, or the ViT's tokens); means and standard deviations
+  are over the examples of a split (population standard deviation).
 - Whole-split helpers read the first ``max_examples`` examples of ``data.train`` or
   ``data.test`` in their stored order, normalised, without augmentation
   (``data.Loader(train=False)``), on ``device`` (default: the model's; a given device moves the
@@ -35,6 +35,11 @@ Conventions, the same in every probe:
   the last stage (the shape ``model.head`` expects); ``h_n`` always.
 
 Multiple uses of one Block object (shared blocks) are indexed by position in ``model.blocks``.
+
+Nothing here depends on what a block computes: the probes read the residual stream only through
+``model.stem``, ``model.blocks`` (``branch``, ``skip``, ``identity``), ``model.run`` and
+``model.head``, so the vision transformer (``models.vit``: attention and MLP steps on tokens, no
+BatchNorm) runs through every one of them unchanged.
 """
 from __future__ import annotations
 
@@ -106,6 +111,19 @@ class SplitBlockStats(_Result):
 class DropOne(_Result):
     """Accuracy and mean loss of the whole network (``baseline``) and with each block dropped
     (``None`` for projection blocks, which cannot be)."""
+
+    baseline: float
+    baseline_loss: float
+    acc: list[float | None]
+    loss: list[float | None]
+    n: int
+
+
+@dataclass
+class Swap(_Result):
+    """Accuracy and mean loss of the whole network (``baseline``) and with blocks ``i`` and ``i+1``
+    run in the opposite order, at index ``i`` (``n_blocks - 1`` pairs; ``None`` where the pair
+    cannot be swapped, see ``swappable``)."""
 
     baseline: float
     baseline_loss: float
@@ -387,6 +405,70 @@ def drop_one(model: nn.Module, data: Dataset, split: str = "test", batch_size: i
     ident = _identity(model)
     pick = lambda v: [v[i].item() / n if ident[i] else None for i in range(n_blocks)]
     return DropOne(correct[-1].item() / n, loss[-1].item() / n, pick(correct), pick(loss), n)
+
+
+# ----------------------------------------------------------------------------- 2b. adjacent swap
+
+
+def swappable(model: nn.Module, i: int) -> bool:
+    """Whether blocks ``i`` and ``i+1`` can run in the opposite order: both identity blocks (one
+    shape in and out) with no transition between them (the same stage)."""
+    blocks = model.blocks
+    return 0 <= i < len(blocks) - 1 and blocks[i].identity and blocks[i + 1].identity and model._post[i] is None
+
+
+def with_swap(model: nn.Module, i: int) -> nn.Module:
+    """A network sharing ``model``'s modules with blocks ``i`` and ``i+1`` reordered: the naive
+    reference that ``swap_adjacent`` is checked against."""
+    from .models import ResidualNet, Stage
+
+    if not swappable(model, i):
+        raise ValueError(f"blocks {i} and {i + 1} cannot be swapped: both must be identity blocks of one stage "
+                         f"(model has {len(model.blocks)} blocks)")
+    stages = []
+    for (start, stop), stage in zip(model.stage_bounds, model.stages):
+        order = list(range(start, stop))
+        if start <= i < stop:
+            order[i - start], order[i + 1 - start] = i + 1, i
+        stages.append(Stage([model.blocks[j] for j in order], stage.post))
+    return ResidualNet(model.stem, stages, model.head)
+
+
+def _swap_batch(model: nn.Module, images: Tensor) -> tuple[Tensor, dict[int, Tensor]]:
+    """Logits of the whole network and of the network with each swappable pair ``(i, i+1)`` reordered,
+    reusing the prefix state ``h_i`` as ``_drop_one_batch`` does."""
+    h = model.stem(images)
+    swapped = {}
+    for i in range(len(model.blocks)):
+        if swappable(model, i):
+            g = model.blocks[i](model.blocks[i + 1](h))  # block i+1 first, then block i: h_i -> h'_{i+2}
+            swapped[i] = model.head(model.run(_post(model, i + 1, g), i + 2))  # (B, classes)
+        h = model.run(h, i, i + 1)  # h_{i+1}
+    return model.head(h), swapped
+
+
+@torch.no_grad()
+def swap_adjacent(model: nn.Module, data: Dataset, split: str = "test", batch_size: int = 250, device=None,
+                  max_examples: int | None = None) -> Swap:
+    """Accuracy and loss with every adjacent pair of blocks run in the opposite order, all else
+    unchanged (beyond the paper: Lad et al. 2024 swap adjacent layers of language models). A
+    network whose blocks each make a small refinement of one shared representation barely notices;
+    one whose blocks build on each other's output does."""
+    loader = _loader(model, data, split, batch_size, device, max_examples)
+    pairs = len(model.blocks) - 1
+    correct = torch.zeros(pairs + 1, dtype=torch.float64, device=loader.device)  # [pairs]: whole network
+    loss = torch.zeros(pairs + 1, dtype=torch.float64, device=loader.device)
+    with _probing(model):
+        for x, y in loader:
+            full, swapped = _swap_batch(model, x)
+            for i, logits in [*swapped.items(), (pairs, full)]:
+                correct[i] += (logits.argmax(1) == y).sum()
+                loss[i] += cross_entropy(logits.float(), y, reduction="sum")
+    n = len(loader.labels)
+    correct, loss = correct.cpu(), loss.cpu()
+    ok = [swappable(model, i) for i in range(pairs)]
+    pick = lambda v: [v[i].item() / n if ok[i] else None for i in range(pairs)]
+    return Swap(correct[-1].item() / n, loss[-1].item() / n, pick(correct), pick(loss), n)
 
 
 # ----------------------------------------------------------------------------- 3. intermediate accuracy
