@@ -18,20 +18,32 @@ import re
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown
 
-from . import benchmarks, data, experiments, paper_refs, plots, train
+from . import benchmarks, data, experiments, paper_refs, plots, scorecard, train
 from .figures import FigureData
+
+#: The largest scale of a figure on the page, CSS px per point: two panels then fill the text column.
+SCALE = 1.5
 
 #: The badge text of a verdict of ``scorecard.VERDICTS`` (any other verdict reads as itself).
 BADGES = {"partly": "partly reproduced", "not": "not reproduced"}
 
-#: The page (a document of ``_toc.yml``) that judges each scorecard item.
-PAGES = {"Section 3": "notebooks/taylor", "Fig. 2": "notebooks/fig2_l2_ratio", "Fig. 3": "notebooks/fig3_drop_one",
-         "Fig. 4": "notebooks/fig4_cosine", "Fig. 5": "notebooks/fig5_intermediate",
-         "Fig. 6": "notebooks/fig6_borderline", "Fig. 7": "notebooks/fig7_unroll",
-         "Fig. 2 (CIFAR-100)": "notebooks/cifar100", "Fig. 3 (CIFAR-100)": "notebooks/cifar100",
-         "Fig. 4 (CIFAR-100)": "notebooks/cifar100", "Fig. 5 (CIFAR-100)": "notebooks/cifar100",
-         "Appendix D": "notebooks/appendix_shared", "Fig. 8": "notebooks/fig8_sharing",
-         "Fig. 9": "notebooks/fig9_ablation", "Table 1": "notebooks/table1"}
+#: The page (a document of ``_toc.yml``) that judges each scorecard item, and what it is about.
+TOPICS = {"Section 3": ("notebooks/taylor", "the first-order (Taylor) check"),
+          "Fig. 2": ("notebooks/fig2_l2_ratio", "the ℓ2 ratio per block"),
+          "Fig. 3": ("notebooks/fig3_drop_one", "dropping one block"),
+          "Fig. 4": ("notebooks/fig4_cosine", "the cosine loss per block"),
+          "Fig. 5": ("notebooks/fig5_intermediate", "intermediate accuracy"),
+          "Fig. 6": ("notebooks/fig6_borderline", "borderline examples"),
+          "Fig. 7": ("notebooks/fig7_unroll", "unrolling the last block"),
+          "Fig. 2 (CIFAR-100)": ("notebooks/cifar100", "the ℓ2 ratio on CIFAR-100"),
+          "Fig. 3 (CIFAR-100)": ("notebooks/cifar100", "dropping one block on CIFAR-100"),
+          "Fig. 4 (CIFAR-100)": ("notebooks/cifar100", "the cosine loss on CIFAR-100"),
+          "Fig. 5 (CIFAR-100)": ("notebooks/cifar100", "intermediate accuracy on CIFAR-100"),
+          "Appendix D": ("notebooks/appendix_shared", "the shared model, block by block"),
+          "Fig. 8": ("notebooks/fig8_sharing", "sharing blocks naively"),
+          "Fig. 9": ("notebooks/fig9_ablation", "what makes sharing work"),
+          "Table 1": ("notebooks/table1", "shared against ordinary ResNets")}
+PAGES = {item: doc for item, (doc, _) in TOPICS.items()}
 
 
 def badge(verdict: str) -> str:
@@ -86,8 +98,10 @@ def figure(fig: FigureData, label: str, caption: str, marks: str | None = None, 
     for cls, ncols in (("rf-wide", draw.pop("ncols", None)), ("rf-narrow", 1)):
         svg, width = _svg(plots.draw(fig, marks=ref, ncols=ncols, **draw))
         cols = min(ncols or 2, len(fig.panels))
+        # At most SCALE CSS px per point: a one-panel figure is not blown up to the column's width.
         images.append(f'<img class="{cls}" src="data:image/svg+xml;base64,{svg}" alt="{_e(alt)}" '
-                      f'data-width-pt="{width:.1f}" data-ncols="{cols}" data-font-pt="{plots.SMALLEST:g}">')
+                      f'style="max-width: {SCALE * width:.0f}px" data-width-pt="{width:.1f}" data-ncols="{cols}" '
+                      f'data-font-pt="{plots.SMALLEST:g}">')
     slug = _slug(label)
     return HTML(f'<figure class="rf-figure" id="figure-{slug}">{"".join(images)}'
                 f'<figcaption><span class="rf-fignum">Figure {_e(label)}.</span> {_e(caption)} '
@@ -118,8 +132,9 @@ def provenance(meta: dict) -> str:
 
 def grid(rows, here: str = "book/scorecard") -> HTML:
     """The scorecard at a glance: one line per claim, its verdict badge, linked to its page."""
-    lines = "".join(f'<tr><td><a href="{_link(r.item, here)}">{_e(r.item)}</a></td><td>{badge(r.verdict)}</td></tr>'
-                    for r in rows)
+    lines = "".join(f'<tr><td><a href="{_link(r.item, here)}">{_e(r.item)}</a> '
+                    f'<span class="rf-topic">{_e(TOPICS.get(r.item, ("", ""))[1])}</span></td>'
+                    f"<td>{badge(r.verdict)}</td></tr>" for r in rows)
     return HTML(f'<table class="rf-grid"><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>{lines}</tbody>'
                 "</table>")
 
@@ -148,7 +163,8 @@ def _checks(checks) -> str:
         group = getattr(c, "group", "")
         value = "—" if c.value != c.value else f"{c.value:.3g}"  # NaN: not measured
         rows.append(f"<tr><td>{_e((group + ': ') if group else '')}{_e(c.text)}</td>"
-                    f"<td class=\"rf-num\">{_e(getattr(c, 'paper', '') or '—')}</td><td class=\"rf-num\">{value}</td>"
+                    f'<td class="rf-num" data-label="paper">{_e(getattr(c, "paper", "") or "—")}</td>'
+                    f'<td class="rf-num" data-label="ours">{value}</td>'
                     f'<td class="rf-outcome rf-{_slug(outcome)}">{OUTCOME_MARKS.get(outcome, "")} {_e(outcome)}</td></tr>')
     return ('<table class="rf-checks"><thead><tr><th>our test of the claim</th><th>paper</th><th>ours</th><th></th>'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
@@ -192,8 +208,9 @@ def _slug(text: str) -> str:
 
 def tally(rows) -> str:
     """How many claims read each verdict, in words ("3 reproduced, 5 partly reproduced and 2 not run")."""
+    order = list(getattr(scorecard, "VERDICTS", ()))
     counts = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: order.index(r.verdict) if r.verdict in order else len(order)):
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
     parts = [f"{n} {BADGES.get(v, v)}" for v, n in counts.items()]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -3,9 +3,16 @@
 The build reads the committed results of the published profile (no training). The browser
 check opens each page of the table of contents from disk in Debian's headless chromium (driven
 by selenium, no network: no driver download, no CDN) and asserts that it logs no console
-error, that every image decodes, and that MathJax typesets the math.
+error, that every image decodes, and that MathJax typesets the math. Then, as a reader sees
+it at a 1400 px desktop window and a 400 px phone: every figure's panels are wide enough and
+its smallest text large enough, every page that judges a claim opens with a verdict badge,
+nothing scrolls sideways on the phone outside code cells, every local link resolves, and the
+site never cites a file the reader cannot open. Screenshots of the scorecard and two figure
+pages at both widths are written to ``_build/screenshots/`` for review.
 """
+import html.parser
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from refine_utils import experiments
+from refine_utils import experiments, page
 from refine_utils.book import toc_files
 from test_notebooks import ROOT
 
@@ -44,9 +51,14 @@ def test_every_toc_page_is_built(site):
 
 
 def test_figures_state_their_provenance(site):
-    page = (site / "notebooks" / "fig2_l2_ratio.html").read_text()
-    assert "Profile <code" in page and experiments.PUBLISHED in page
-    assert page.count("<img") >= 1
+    html = (site / "notebooks" / "fig2_l2_ratio.html").read_text()
+    assert f"Profile <code>{experiments.PUBLISHED}</code>" in html and "Results computed at commit" in html
+    assert html.count('<figure class="rf-figure"') >= 1 and "Figure 2.</span>" in html
+
+
+def test_the_bibliography_labels_read_as_author_initials(site):
+    html = (site / "book" / "references.html").read_text()
+    assert ">JAB+18<" in html and "Jastrzk" not in html  # not the LaTeX accent spelled out
 
 
 def test_tables_that_notebooks_print_render_as_tables(site):
@@ -103,3 +115,104 @@ def test_every_page_renders_offline_in_a_browser(site, browser):
             assert complete and width > 0 and height > 0, f"{doc}: image {src} did not decode"
     assert typeset["book/theory"] > 5, "MathJax typeset the theory chapter's equations"
     assert min(typeset[d] for d in toc_files() if d.startswith("notebooks/fig2")) > 0
+
+
+#: The reader's windows (CSS px), and what a figure must give at each: the width of one panel
+#: and the smallest text, both after the theme has scaled the image to its column.
+WINDOWS = {"desktop": (1400, 900), "phone": (400, 800)}
+MIN_PANEL_PX = {"desktop": 300, "phone": 300}
+MIN_TEXT_PX = 10
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+SHOTS = ("book/scorecard", "notebooks/fig2_l2_ratio", "notebooks/fig7_unroll")
+
+
+def _visible_figures(driver) -> list[dict]:
+    """Each figure image the reader sees: its rendered width and the layout it was drawn with."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('figure.rf-figure img'))
+          .filter(i => i.offsetWidth > 0)
+          .map(i => ({id: i.closest('figure').id, width: i.getBoundingClientRect().width,
+                      ncols: +i.dataset.ncols, widthPt: +i.dataset.widthPt, fontPt: +i.dataset.fontPt}));
+    """)
+
+
+def _sideways(driver) -> list[str]:
+    """Elements that scroll (or push the page) sideways, outside code cells and their outputs."""
+    return driver.execute_script("""
+        const out = [];
+        if (document.scrollingElement.scrollWidth > window.innerWidth + 1) out.push('the page itself');
+        for (const el of document.querySelectorAll('article *')) {
+          if (el.closest('pre, div.highlight, div.cell_input, .output.text_plain, .output.stream')) continue;
+          const style = getComputedStyle(el);
+          if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1)
+            out.push(el.tagName + '.' + el.className + ': ' + (el.textContent || '').slice(0, 60));
+        }
+        return out;
+    """)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_pages_read_well_at_desktop_and_phone_width(site, browser, window):
+    browser.set_window_size(*WINDOWS[window])
+    width = browser.execute_script("return window.innerWidth")
+    assert abs(width - WINDOWS[window][0]) < 40, f"the window is {width} px wide"
+    judged = set(page.PAGES.values())
+    problems, figures = [], 0
+    for doc in toc_files():
+        browser.get((site / f"{doc}.html").as_uri())
+        for fig in _visible_figures(browser):
+            figures += 1
+            panel = fig["width"] / fig["ncols"]
+            text = fig["fontPt"] * fig["width"] / fig["widthPt"]
+            if panel < MIN_PANEL_PX[window] or text < MIN_TEXT_PX:
+                problems.append(f"{doc} {fig['id']}: panels {panel:.0f} px wide, smallest text {text:.1f} px")
+        if doc in judged and not browser.execute_script(
+                "return !!document.querySelector('.rf-verdict .rf-badge') && "
+                "document.querySelector('.rf-verdict').getBoundingClientRect().width > 0"):
+            problems.append(f"{doc}: judges a claim but shows no verdict badge")
+        if window == "phone":
+            problems += [f"{doc}: scrolls sideways: {w}" for w in _sideways(browser)]
+        if doc in SHOTS:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(SCREENSHOTS / f"{doc.replace('/', '_')}-{window}.png"))
+    assert figures >= len(judged), "every figure page shows its figures"
+    assert not problems, "\n".join(problems)
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+def test_every_local_link_resolves(site):
+    broken = []
+    for doc in toc_files():
+        path = site / f"{doc}.html"
+        parser = _Links()
+        parser.feed(path.read_text())
+        for href in parser.hrefs:
+            if re.match(r"^[a-z]+:", href):
+                continue  # http(s), mailto, data: not local
+            target, _, anchor = href.partition("#")
+            dest = (path.parent / target).resolve() if target else path
+            if not dest.exists():
+                broken.append(f"{doc}: {href}")
+            elif anchor and dest == path and anchor not in parser.ids:
+                broken.append(f"{doc}: {href} (no such anchor)")
+    assert not broken, broken
+
+
+def test_the_site_cites_only_what_a_reader_can_open(site):
+    """No page names the repository's private notes on the paper (the paper-in-brief page says
+    it all), and no figure was computed from uncommitted code."""
+    pages = {p.relative_to(site): p.read_text() for p in site.rglob("*.html")}
+    assert not [str(p) for p, text in pages.items() if "PAPER.md" in text]
+    assert not [str(p) for p, text in pages.items() if "+dirty" in text], "recompute results of uncommitted code"

@@ -82,10 +82,11 @@ def test_figure_html_has_number_caption_provenance_alt_and_both_layouts():
     assert 'id="figure-2"' in out and "Figure 2.</span> What is plotted." in out
     assert "Profile <code>tiny</code>" in out and "commit <code>0123456789</code>" in out and "mean of 2 seeds" in out
     imgs = re.findall(r'<img class="(rf-\w+)" src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)" '
-                      r'data-width-pt="([\d.]+)" data-ncols="(\d)"', out)
-    assert [(cls, int(ncols)) for cls, _, _, _, ncols in imgs] == [("rf-wide", 2), ("rf-narrow", 1)]
-    for _, svg, alt, width, _ in imgs:
+                      r'style="max-width: (\d+)px" data-width-pt="([\d.]+)" data-ncols="(\d)"', out)
+    assert [(cls, int(ncols)) for cls, _, _, _, _, ncols in imgs] == [("rf-wide", 2), ("rf-narrow", 1)]
+    for _, svg, alt, max_px, width, _ in imgs:
         assert base64.b64decode(svg).lstrip().startswith(b"<?xml") and float(width) > 100
+        assert int(max_px) == round(page.SCALE * float(width))  # never scaled past the page's text size
         assert alt.startswith("Fig. X: test. 3 line plots (a, b, c)") and "train, validation" in alt
 
 
@@ -105,6 +106,7 @@ def test_grid_links_every_claim_to_its_page():
     out = page.grid(rows).data
     assert out.count("<tr>") == len(page.PAGES) + 1
     assert 'href="../notebooks/fig2_l2_ratio.html"' in out and 'href="../notebooks/cifar100.html"' in out
+    assert all(topic in out for _, topic in page.TOPICS.values())  # each claim says what it is about
     assert page.tally(rows) == f"{len(rows)} not yet run"
     assert page.tally([Row("a", "", [], "reproduced"), Row("b", "", [], "not"), Row("c", "", [], "reproduced")]) \
         == "2 reproduced and 1 not reproduced"
