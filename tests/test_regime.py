@@ -179,3 +179,18 @@ def test_profile_trains_main_part_seed_by_seed_first():
     assert specs[:len(main)] == main  # the main text's networks before the shared-block part
     assert [s.seed for s in main] == sorted(s.seed for s in main)
     assert len({s.key for s in specs}) == len(specs)
+
+
+def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
+    """``refine results --executor slurm`` hands each network to submitit as one job; its local
+    executor (one subprocess per job on this machine) runs the same path here."""
+    tiny = E.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits"},
+                     widths={a: 0.06 for a in models.ARCHS}, epochs={a: 1 for a in models.ARCHS}, seeds=1,
+                     batch_size=256, monitor=0, omitted={"cifar100": "test", "sharing": "test"}, fallback="smoke")
+    monkeypatch.setitem(E.PROFILES, "tiny", tiny)
+    monkeypatch.setattr(models, "FIGURE_ARCHS", ("resnet32", "single-representation"))  # two jobs: enough here
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path))
+    assert E.pretrain("tiny", parts=("main",), executor="local", timeout_min=10) == [None, None]
+    for spec in E.book_specs("tiny", ("main",)):
+        assert len(train.load_checkpoint(E.checkpoint_path(spec))["history"]["records"]) == 1
+    assert len(list((tmp_path / "sweeps").rglob("*_log.out"))) == 2  # submitit's job logs, beside the checkpoints
