@@ -1,8 +1,8 @@
 """Draw a ``figures.FigureData`` for the page: at most two panels per row, text a reader can read.
 
-Every curve is its mean over seeds with a band of one standard deviation. Within a panel each
-series has its own colour *and* line style (and marker), so no two read alike in grey or to a
-colour-blind reader; curves *per block* (Fig. 5, the appendix) run from blue (first block) to red
+Every curve is its mean over seeds with a band of one standard deviation. Each series has its own
+colour *and* line style (and marker) across the figure, so no two read alike in grey or to a
+colour-blind reader and one legend above the panels serves them all; curves *per block* (Fig. 5, the appendix) run from blue (first block) to red
 (last), the paper's spectrum. The paper's own values (``paper_refs.Mark``) are drawn on the same
 axes in black, labelled "paper". Panels that pair a train and a validation view ("train loss",
 "validation loss") sit side by side, train on the left. The caption is not drawn here: the page
@@ -30,14 +30,14 @@ MARKERS = ("o", "s", "^", "D", "v")
 SPLITS = ("train ", "validation ")
 
 
-def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, marker: str | None = "o",
+def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, markers: bool = True,
          hlines: dict | None = None, marks: list[Mark] = ()):
     """A matplotlib figure of ``fig``: one axis per panel.
 
     Args:
         spectrum: colour the curves of a panel blue -> red in order (one curve per block).
         ncols: panels per row (default 2, or 1 for a single panel).
-        marker: the first series' marker (None: lines only); the others take the next ones.
+        markers: mark each point of a series (its own marker shape); False: lines only.
         hlines: ``{panel: (y, label)}`` horizontal lines of ours (e.g. the full network's accuracy).
         marks: the paper's values to draw (``paper_refs.MARKS[...]``).
     """
@@ -58,7 +58,7 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
             else:
                 i = labels.index(label)
                 style = dict(color=COLORS[i % len(COLORS)], ls=LINESTYLES[i % len(LINESTYLES)],
-                             marker=None if marker is None else MARKERS[i % len(MARKERS)], ms=3.5)
+                             marker=MARKERS[i % len(MARKERS)] if markers else None, ms=3.5)
             mean, std = s.mean, s.std
             line, = ax.plot(s.x, mean, lw=1.5, label=label, **style)
             if len(s.runs) > 1:

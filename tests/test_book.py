@@ -137,12 +137,15 @@ def _visible_figures(driver) -> list[dict]:
 
 
 def _sideways(driver) -> list[str]:
-    """Elements that scroll (or push the page) sideways, outside code cells and their outputs."""
+    """Elements that scroll (or push the page) sideways, outside code cells, their printed outputs and
+    display equations."""
     return driver.execute_script("""
         const out = [];
         if (document.scrollingElement.scrollWidth > window.innerWidth + 1) out.push('the page itself');
         for (const el of document.querySelectorAll('article *')) {
-          if (el.closest('pre, div.highlight, div.cell_input, .output.text_plain, .output.stream')) continue;
+          // Code cells, printed outputs and display equations scroll within themselves, as in any book.
+          if (el.closest('pre, div.highlight, div.cell_input, .output.text_plain, .output.stream, mjx-container'))
+            continue;
           const style = getComputedStyle(el);
           if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1)
             out.push(el.tagName + '.' + el.className + ': ' + (el.textContent || '').slice(0, 60));
@@ -216,3 +219,19 @@ def test_the_site_cites_only_what_a_reader_can_open(site):
     pages = {p.relative_to(site): p.read_text() for p in site.rglob("*.html")}
     assert not [str(p) for p, text in pages.items() if "PAPER.md" in text]
     assert not [str(p) for p, text in pages.items() if "+dirty" in text], "recompute results of uncommitted code"
+
+
+def test_a_figure_opens_full_size_on_click(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.set_window_size(*WINDOWS["desktop"])
+    browser.get((site / "notebooks" / "fig7_unroll.html").as_uri())
+    img = browser.find_element(By.CSS_SELECTOR, "figure.rf-figure img.rf-wide")
+    before = img.size["width"]
+    browser.execute_script("arguments[0].scrollIntoView()", img)
+    img.click()
+    figure = browser.find_element(By.CSS_SELECTOR, "figure.rf-figure")
+    assert "rf-zoomed" in figure.get_attribute("class") and img.size["width"] > before
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    assert "rf-zoomed" not in figure.get_attribute("class")
