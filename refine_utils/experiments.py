@@ -221,6 +221,16 @@ class Profile:
     schedule_fit: str = "proportional"
     train_eval: int = 0
 
+    @property
+    def schedule_note(self) -> str:
+        """How this profile's epochs fit the paper's learning-rate schedules, and why (captions)."""
+        if self.schedule_fit == "budget":
+            return ("the paper's learning rates, half the epochs at the first and each later drop halfway to the end "
+                    "(a short budget compressed proportionally leaves most epochs at rates too small to learn)")
+        if all(e == train.paper_schedule(a).epochs for a, e in self.epochs.items()):
+            return "the paper's schedules"
+        return "each paper schedule compressed to the epochs given, milestones at the paper's fractions"
+
     def dataset(self, role: str) -> str:
         if role not in ROLES:
             raise ValueError(f"unknown dataset role {role!r}; choose one of: {', '.join(ROLES)}")
