@@ -105,6 +105,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--train-only", action="store_true",
                    help="only train (or resume) the networks; several such commands may run at once, each "
                         "taking the networks the others are not training")
+    r.add_argument("--executor", default="processes", choices=("processes", "slurm", "local"),
+                   help="where the networks train: processes on this machine, one Slurm job each (submitit), "
+                        "or one local submitit job each")
+    r.add_argument("--partition", default=None, help="Slurm partition (--executor slurm)")
+    r.add_argument("--time", type=_positive_int, default=None, help="minutes a job may run (submitit executors)")
+    r.add_argument("--gpus", type=_natural, default=None, help="GPUs per job (submitit executors)")
     return p
 
 
@@ -235,7 +241,18 @@ def results(args) -> int:
 
     if args.profile not in experiments.PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}; choose one of: {', '.join(experiments.PROFILES)}")
-    book.execute(args.profile, args.out or f"_build/executed/{args.profile}", args.workers, train_only=args.train_only)
+    options = {}
+    if args.executor == "processes":
+        given = [f"--{k}" for k in ("partition", "time", "gpus") if getattr(args, k) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --executor slurm or local")
+    else:
+        options = {k: v for k, v in (("slurm_partition", args.partition), ("timeout_min", args.time),
+                                     ("gpus_per_node", args.gpus)) if v is not None}
+        if args.executor == "local" and "slurm_partition" in options:
+            raise UsageError("--partition only applies with --executor slurm")
+    book.execute(args.profile, args.out or f"_build/executed/{args.profile}", args.workers, train_only=args.train_only,
+                 executor=args.executor, **options)
     print(f"done: networks trained in {experiments.cache_dir()}" if args.train_only else
           f"done: results in {experiments.results_dir() / args.profile}")
     return 0

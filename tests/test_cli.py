@@ -88,3 +88,16 @@ def test_out_is_checked_before_training(tmp_path, monkeypatch, capsys, where, me
     err = capsys.readouterr().err
     assert f"--out {out}" in err and message in err
     assert not list((tmp_path / "cache").glob("*.pt"))
+
+
+def test_results_hands_training_to_submitit(monkeypatch):
+    """--executor slurm passes partition, time and GPUs to submitit through book.execute."""
+    from refine_utils import book
+
+    seen = {}
+    monkeypatch.setattr(book, "execute", lambda profile, out, workers, **kw: seen.update(kw, profile=profile))
+    assert cli.main(["results", "--profile", "paper", "--executor", "slurm", "--partition", "gpu", "--time", "600",
+                     "--gpus", "1", "--train-only"]) == 0
+    assert seen == dict(profile="paper", train_only=True, executor="slurm", slurm_partition="gpu", timeout_min=600,
+                        gpus_per_node=1)
+    assert cli.main(["results", "--profile", "paper", "--partition", "gpu"]) == 2  # slurm options need a submitit executor
