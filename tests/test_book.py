@@ -175,9 +175,12 @@ def test_pages_read_well_at_desktop_and_phone_width(site, browser, window):
             problems.append(f"{doc}: judges a claim but shows no verdict badge")
         if window == "phone":
             problems += [f"{doc}: scrolls sideways: {w}" for w in _sideways(browser)]
-        if doc in SHOTS:
+        if doc in SHOTS:  # the whole page (up to a limit), as a reviewer scrolls it
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            height = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.set_window_size(WINDOWS[window][0], min(height, 8000) + 150)
             browser.save_screenshot(str(SCREENSHOTS / f"{doc.replace('/', '_')}-{window}.png"))
+            browser.set_window_size(*WINDOWS[window])
     assert figures >= len(judged), "every figure page shows its figures"
     assert not problems, "\n".join(problems)
 
