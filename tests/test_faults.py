@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +97,14 @@ def temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*.tmp")) if folder.exists() else []
 
 
-def one_clear_line(r, *names: str) -> str:
-    """The error of a failed run: non-zero exit, no traceback, a last line from ``refine`` naming
-    ``names`` (before it at most argparse's usage line or a progress bar)."""
+def one_clear_line(r, *names: str, library: bool = False) -> str:
+    """The error of a failed run: a non-zero exit, a last line naming ``names``; from ``refine``, that
+    line is its own (before it at most argparse's usage line or a progress bar) and no traceback."""
     err = r.stderr.strip()
     assert r.returncode != 0, r.stdout + r.stderr
     line = err.splitlines()[-1] if err else ""
-    assert "Traceback" not in err and line.startswith("refine"), err
+    if not library:
+        assert "Traceback" not in err and line.startswith("refine"), err
     for name in names:
         assert name in line, err
     return line
@@ -184,71 +186,6 @@ def test_two_trainings_of_one_spec_at_once_both_succeed_with_the_reference(tiny_
     assert temporaries(cache) == []
 
 
-# ----------------------------------------------------------------------------- damaged files
-
-
-def _flip_a_bit(raw: bytes) -> bytes:
-    i = len(raw) // 2
-    return raw[:i] + bytes([raw[i] ^ 0x10]) + raw[i + 1:]
-
-
-DAMAGE = {
-    "corrupt": lambda raw: b"\x00garbage\xff" * 100,
-    "truncated": lambda raw: raw[: len(raw) // 3],
-    "0-byte": lambda raw: b"",
-    "bit-flipped": _flip_a_bit,
-}
-
-
-@pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_checkpoint_is_refused_and_left_as_it_is(tiny_data, reference, tmp_path, damage):
-    raw, _, _ = reference
-    cache = tmp_path / "cache"
-    path = ckpt_in(cache)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(DAMAGE[damage](raw))
-    before = path.read_bytes()
-    r = refine(*RUN, env=env_for(cache, tiny_data))
-    err = one_clear_line(r, str(path), "delete it to retrain")
-    assert r.returncode == 2, err
-    assert path.read_bytes() == before and temporaries(cache) == []
-
-
-def test_a_checkpoint_of_another_spec_is_refused_naming_both(tiny_data, reference, tmp_path):
-    raw, _, _ = reference
-    cache = tmp_path / "cache"
-    other = experiments.RunSpec("resnet32", "cifar10", 0.25, 3, seed=1, batch_size=32)
-    path = cache / experiments.checkpoint_path(other).name
-    path.parent.mkdir(parents=True)
-    path.write_bytes(raw)  # the seed-0 run, where seed 1's belongs
-    r = refine(*RUN[:-2], "--seed", "1", "--device", "cpu", env=env_for(cache, tiny_data))
-    one_clear_line(r, str(path), "seed=0", "seed=1", "delete it")
-    assert path.read_bytes() == raw and temporaries(cache) == []
-
-
-READ_RESULT = """
-import sys
-from refine_utils import experiments as E
-E.result("smoke", "thing", E.RunSpec("resnet32", "digits", 0.125, 1), lambda: sys.exit("recomputed"))
-"""
-
-
-@pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_result_is_an_error_naming_it_and_left_as_it_is(tmp_path, damage, monkeypatch):
-    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
-    spec = experiments.RunSpec("resnet32", "digits", 0.125, 1)
-    experiments.result("smoke", "thing", spec, lambda: {"loss": [0.125, 0.25, 0.5] * 20})
-    path = experiments.result_path("smoke", "thing", spec)
-    path.write_bytes(DAMAGE[damage](path.read_bytes()))
-    before = path.read_bytes()
-    r = subprocess.run([sys.executable, "-c", READ_RESULT], env=env_for(tmp_path / "cache", tmp_path),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "recomputed" not in r.stderr, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"refine_utils.experiments.ResultError: result {path}") and "delete it" in last
-    assert path.read_bytes() == before and temporaries(tmp_path) == []
-
-
 FULL_DISK = """
 import os, sys
 from refine_utils import cli
@@ -276,70 +213,146 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_says_so(tiny_data, tmp_path):
 # ----------------------------------------------------------------------------- refused before any work
 
 
+def _flip_a_bit(raw: bytes) -> bytes:
+    i = len(raw) // 2
+    return raw[:i] + bytes([raw[i] ^ 0x10]) + raw[i + 1:]
+
+
+DAMAGE = {
+    "corrupt": lambda raw: b"\x00garbage\xff" * 100,
+    "truncated": lambda raw: raw[: len(raw) // 3],
+    "0-byte": lambda raw: b"",
+    "bit-flipped": _flip_a_bit,
+}
+
+READ_RESULT = """
+import sys
+from refine_utils import experiments as E
+E.result("smoke", "thing", E.RunSpec("resnet32", "digits", 0.125, 1), lambda: sys.exit("recomputed"))
+"""
+RESULT_SPEC = experiments.RunSpec("resnet32", "digits", 0.125, 1)
+
+
+@dataclass
+class Case:
+    """A run refused before any training: what it runs, what its last line of errors names, the
+    files it finds (path -> ``write(path, reference checkpoint bytes)``), its exit code."""
+
+    argv: list
+    names: list
+    files: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    code: int = 2
+    library: bool = False  # ``argv`` is a ``python`` command line calling the library
+
+
+def _valid(path: Path, seed: int = 1) -> None:
+    write_split(path, 12, seed)
+
+
+def _damaged_result(damage):
+    def write(path: Path, _) -> None:
+        experiments.write_result(path, dict(name="thing", profile="smoke", dataset="digits", arch="resnet32",
+                                            spec=asdict(RESULT_SPEC), params={}, device="cpu", torch=torch.__version__,
+                                            commit="fault", value={"loss": [0.125, 0.25, 0.5] * 20}))
+        path.write_bytes(DAMAGE[damage](path.read_bytes()))
+    return write
+
+
 def _cases(tmp: Path) -> dict:
-    """Every case refused before training: (argv, extra environment, what the message names). The
-    files they read are written by ``_write_files``."""
+    """Every case refused before training, each in its own folder under ``tmp``."""
+    def run(*extra: str) -> list:
+        return RUN + list(extra)
+
     cases = {
-        "--device tpu": (RUN[:-2] + ["--device", "tpu"], {}, ["--device", "'cpu', 'cuda'"]),
-        "--width inf": (RUN + ["--width", "inf"], {}, ["--width", "finite"]),
-        "--width nan": (RUN + ["--width", "nan"], {}, ["--width", "finite"]),
-        "--seed -1": (RUN + ["--seed", "-1"], {}, ["--seed", ">= 0"]),
-        "--weight-decay -5": (RUN + ["--weight-decay", "-5"], {}, ["--weight-decay", ">= 0"]),
-        "--weight-decay nan": (RUN + ["--weight-decay", "nan"], {}, ["--weight-decay", "finite"]),
-        "--epochs 0": (RUN + ["--epochs", "0"], {}, ["--epochs", "positive"]),
-        "--batch-size 0": (RUN + ["--batch-size", "0"], {}, ["--batch-size", "positive"]),
-        "--arch resnet7": (["train", "--arch", "resnet7"], {}, ["--arch", "resnet32"]),
-        "--out a folder": (RUN + ["--out", str(tmp)], {}, [f"--out {tmp}", "is a folder"]),
-        "--out under a file": (RUN + ["--out", str(tmp / "a-file" / "r.pt")], {}, ["--out", "is a file, not a folder"]),
-        "cache under a file": (RUN, {"REFINE_CACHE_DIR": str(tmp / "a-file" / "cache")},
-                               ["$REFINE_CACHE_DIR", str(tmp / "a-file")]),
-        "--download offline": (["train", "--arch", "resnet32", "--dataset", "cifar100", "--download",
-                                "--data-dir", str(tmp / "nothing-here")],
-                               {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"},
-                               ["no network", str(tmp / "nothing-here")]),
+        "--device tpu": Case(RUN[:-2] + ["--device", "tpu"], ["--device", "'cpu', 'cuda'"]),
+        "--width inf": Case(run("--width", "inf"), ["--width", "finite"]),
+        "--width nan": Case(run("--width", "nan"), ["--width", "finite"]),
+        "--seed -1": Case(run("--seed", "-1"), ["--seed", ">= 0"]),
+        "--weight-decay -5": Case(run("--weight-decay", "-5"), ["--weight-decay", ">= 0"]),
+        "--weight-decay nan": Case(run("--weight-decay", "nan"), ["--weight-decay", "finite"]),
+        "--epochs 0": Case(run("--epochs", "0"), ["--epochs", "positive"]),
+        "--batch-size 0": Case(run("--batch-size", "0"), ["--batch-size", "positive"]),
+        "--arch resnet7": Case(["train", "--arch", "resnet7"], ["--arch", "resnet32"]),
     }
     if not torch.cuda.is_available():
-        cases["--device cuda without a GPU"] = (RUN[:-2] + ["--device", "cuda"], {}, ["--device cuda", "no CUDA device"])
-    for what, (_, message) in BAD_FILES.items():
-        root = tmp / ("data-" + what.replace(" ", "-"))
-        cases[f"data: {what}"] = (RUN + ["--data-dir", str(root)], {}, [str(root / "cifar10" / "train.npz"), message])
-    small = tmp / "small-cifar10"
-    cases["data: cifar10-10k from 50 images"] = (["train", "--arch", "resnet32", "--dataset", "cifar10-10k",
-                                                  "--data-dir", str(small)], {},
-                                                 [str(small / "cifar10"), "1000 training images per class"])
+        cases["--device cuda without a GPU"] = Case(RUN[:-2] + ["--device", "cuda"], ["--device cuda", "no CUDA device"])
+    here = {name: tmp / name.replace(" ", "-").replace(":", "") for name in [
+        "--out a folder", "--out under a file", "cache under a file", "--download offline",
+        "data cifar10-10k from 50 images", *(f"data {w}" for w in BAD_FILES),
+        *(f"checkpoint {d}" for d in DAMAGE), "checkpoint of another spec", *(f"result {d}" for d in DAMAGE)]}
+    d = here["--out a folder"]
+    cases["--out a folder"] = Case(run("--out", str(d / "out")), [f"--out {d / 'out'}", "is a folder"],
+                                   {d / "out" / "keep.txt": lambda p, _: p.write_text("mine")})
+    d = here["--out under a file"]
+    cases["--out under a file"] = Case(run("--out", str(d / "a-file" / "r.pt")), ["--out", f"{d / 'a-file'} is a file"],
+                                       {d / "a-file": lambda p, _: p.write_text("mine")})
+    d = here["cache under a file"]
+    cases["cache under a file"] = Case(RUN, ["$REFINE_CACHE_DIR", f"{d / 'a-file'} is a file"],
+                                       {d / "a-file": lambda p, _: p.write_text("mine")},
+                                       env={"REFINE_CACHE_DIR": str(d / "a-file" / "cache")})
+    d = here["--download offline"]
+    cases["--download offline"] = Case(["train", "--arch", "resnet32", "--dataset", "cifar100", "--download",
+                                        "--data-dir", str(d / "data")], ["no network", str(d / "data")],
+                                       env={"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})
+    for what, (write, message) in BAD_FILES.items():
+        d = here[f"data {what}"]
+        train_npz = d / "data" / "cifar10" / "train.npz"
+        cases[f"data: {what}"] = Case(run("--data-dir", str(d / "data")), [str(train_npz), message],
+                                      {d / "data" / "cifar10" / "test.npz": lambda p, _: _valid(p),
+                                       train_npz: lambda p, _, write=write: write(p)})
+    d = here["data cifar10-10k from 50 images"]
+    cases["data: cifar10-10k from 50 images"] = Case(
+        ["train", "--arch", "resnet32", "--dataset", "cifar10-10k", "--data-dir", str(d)],
+        [str(d / "cifar10"), "1000 training images per class"],
+        {d / "cifar10" / "train.npz": lambda p, _: write_split(p, 50, 0), d / "cifar10" / "test.npz": lambda p, _: _valid(p)})
+    for damage, hurt in DAMAGE.items():
+        path = here[f"checkpoint {damage}"] / "cache" / ckpt_in(Path()).name
+        cases[f"checkpoint: {damage}"] = Case(RUN, [str(path), "delete it to retrain"],
+                                              {path: lambda p, raw, hurt=hurt: p.write_bytes(hurt(raw))})
+    other = experiments.RunSpec("resnet32", "cifar10", 0.25, 3, seed=1, batch_size=32)
+    path = here["checkpoint of another spec"] / "cache" / experiments.checkpoint_path(other).name
+    cases["checkpoint of another spec"] = Case(RUN[:-2] + ["--seed", "1", "--device", "cpu"],  # seed 0's where seed 1's goes
+                                               [str(path), "seed=0", "seed=1", "delete it"],
+                                               {path: lambda p, raw: p.write_bytes(raw)})
+    name = experiments.result_path("smoke", "thing", RESULT_SPEC).relative_to(experiments.results_dir())
+    for damage in DAMAGE:
+        path = here[f"result {damage}"] / "results" / name
+        cases[f"result: {damage}"] = Case(["-c", READ_RESULT], [f"ResultError: result {path}", "delete it"],
+                                          {path: _damaged_result(damage)}, code=1, library=True)
     return cases
 
 
-def _write_files(tmp: Path) -> None:
-    (tmp / "a-file").write_text("not a folder")
-    for what, (write, _) in BAD_FILES.items():
-        folder = tmp / ("data-" + what.replace(" ", "-")) / "cifar10"
-        write_split(folder / "train.npz", 12, 0)
-        write_split(folder / "test.npz", 12, 1)
-        write(folder / "train.npz")
-    write_split(tmp / "small-cifar10" / "cifar10" / "train.npz", 50, 0)
-    write_split(tmp / "small-cifar10" / "cifar10" / "test.npz", 10, 1)
+def _files(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
 
 
 @pytest.fixture(scope="module")
-def refused(tiny_data, tmp_path_factory):
-    """Every case of ``_cases`` run at once, one process per core: name -> (result, names, cache)."""
+def refused(tiny_data, reference, tmp_path_factory):
+    """Every case of ``_cases`` run at once, one process per core: name -> (case, result, files before, folder)."""
     tmp = tmp_path_factory.mktemp("refused")
-    _write_files(tmp)
     cases = _cases(tmp)
 
     def go(name):
-        argv, extra, names = cases[name]
-        cache = tmp / "caches" / name.replace("/", "_").replace(" ", "_")
-        return refine(*argv, env=dict(env_for(cache, tiny_data), **extra), timeout=600), names, cache
+        case = cases[name]
+        folder = tmp / name.replace(" ", "-").replace(":", "")
+        for path, write in case.files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path, reference[0])
+        before = _files(folder)
+        env = dict(env_for(folder / "cache", tiny_data), **case.env)
+        command = [sys.executable, *case.argv] if case.library else [sys.executable, "-m", "refine_utils.cli", *case.argv]
+        return case, subprocess.run(command, env=env, capture_output=True, text=True, timeout=600), before, folder
 
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         return dict(zip(cases, pool.map(go, cases)))
 
 
 @pytest.mark.parametrize("name", list(_cases(Path("tmp"))))
-def test_refused_before_any_work_with_one_line_naming_it(refused, name):
-    r, names, cache = refused[name]
-    one_clear_line(r, *names)
-    assert r.returncode == 2
-    assert not list(cache.glob("*.pt")) and temporaries(cache) == []  # nothing trained, nothing written
+def test_refused_before_any_work_naming_it_and_nothing_overwritten(refused, name):
+    case, r, before, folder = refused[name]
+    one_clear_line(r, *case.names, library=case.library)
+    assert r.returncode == case.code
+    after = _files(folder)
+    assert {p: after.get(p) for p in before} == before  # every file it found is as it was
+    assert all(p.suffix == ".lock" for p in set(after) - set(before)), sorted(after)  # nothing trained, no temporary
