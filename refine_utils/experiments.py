@@ -242,8 +242,8 @@ class Profile:
         epochs = self.part_epochs.get(part, {}).get(arch, self.epochs.get(arch, recipe.schedule.epochs))
         width = self.part_widths.get(part, {}).get(arch, self.widths.get(arch, 1.0))
         return RunSpec(arch, self.dataset(role), width, epochs, seed, self.batch_size, recipe.weight_decay,
-                       device=device or self.device, monitor=self.monitor, precision=self.precision, schedule_fit=self.schedule_fit,
-                       train_eval=self.train_eval)
+                       device=device or self.device, monitor=self.monitor, precision=self.precision,
+                       schedule_fit=self.schedule_fit, train_eval=self.train_eval)
 
 
 SMOKE = Profile(
