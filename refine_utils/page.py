@@ -115,13 +115,16 @@ def table(markdown: str, meta: dict, label: str, caption: str) -> Markdown:
 
 
 def provenance(meta: dict) -> str:
-    """Where a figure's numbers come from (HTML): profile, data, networks, seeds, device, commits."""
+    """Where a figure's numbers come from (HTML): profile, data, networks, schedule, seeds, device, commits."""
     stand_in = f", standing in for {meta['role']}" if data.source(meta["dataset"]) != meta["role"] else ""
     epochs = {e for _, e in meta["archs"].values()}
     nets = ", ".join(f"{a} at width {w:g}" + ("" if len(epochs) == 1 else f" ({e} epochs)")
                      for a, (w, e) in meta["archs"].items())
     if len(epochs) == 1:
         nets += f", {epochs.pop()} epochs each"
+    prof = experiments.PROFILES.get(meta["profile"])
+    if prof is not None:
+        nets += f"; schedule: {prof.schedule_note}"
     seeds = f"mean of {meta['seeds']} seeds (band: ±1 s.d.)" if meta["seeds"] > 1 else "1 seed"
     commits = meta["commits"]
     where = (f"commit{'s' if len(commits) > 1 else ''} " + ", ".join(f"<code>{c}</code>" for c in commits)

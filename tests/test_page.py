@@ -1,5 +1,6 @@
 """The figures and page furniture the book shows: layout, styles, the paper's marks, captions."""
 import base64
+import html
 import re
 
 import matplotlib
@@ -88,6 +89,15 @@ def test_figure_html_has_number_caption_provenance_alt_and_both_layouts():
         assert base64.b64decode(svg).lstrip().startswith(b"<?xml") and float(width) > 100
         assert int(max_px) == round(page.SCALE * float(width))  # never scaled past the page's text size
         assert alt.startswith("Fig. X: test. 3 line plots (a, b, c)") and "train, validation" in alt
+
+
+def test_provenance_names_a_known_profiles_schedule_and_every_commit_once():
+    from refine_utils import experiments
+
+    meta = dict(META, profile="smoke", commits=["0123456789", "abcdef0123"])
+    text = page.provenance(meta)
+    assert html.escape(experiments.SMOKE.schedule_note) in text
+    assert text.count("0123456789") == 1 and text.count("abcdef0123") == 1 and "commits <code>" in text
 
 
 def test_verdict_box_shows_badge_claim_numbers_and_scale():
