@@ -236,4 +236,4 @@ def gpu_check() -> Markdown:
 
 def _site(text: str) -> str:
     """``bench/`` cites the paper's notes file, which the site does not carry: name the paper."""
-    return text.replace("PAPER.md section 4", "the paper")
+    return text.replace(" of PAPER.md section 4", "").replace("PAPER.md", "the paper")

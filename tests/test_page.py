@@ -135,3 +135,8 @@ def test_mean_band_is_drawn_for_several_seeds_only():
     assert not plots.draw(one).axes[0].collections
     assert plots.draw(_fig(["a"])).axes[0].collections
     assert np.isfinite(plots.SMALLEST)
+
+
+def test_the_gpu_pages_name_the_paper_not_a_file_the_reader_lacks():
+    text = page.gpu_costs().data + page.gpu_check().data
+    assert "PAPER.md" not in text and page._site("schedules of PAPER.md section 4; see PAPER.md") == "schedules; see the paper"
