@@ -329,9 +329,10 @@ CIFAR10_LONG = Profile(
     # for 30 epochs, so Table 1 compares equal budgets: ~13 of the profile's ~30 core-hours.
     widths={**{a: 0.5 for a in models.ARCHS if a.startswith("resnet")},
             "single-representation": 0.25, "avg-pooling": 0.16, "wide": 0.1},
-    # The ViT (beyond the paper; 2 seeds) runs at width 1 (1.02M parameters): its float32 step measured
-    # 0.58-0.80x ResNet-110's at 8/16/32 channels (same conditions), ~0.65 s, so an epoch with its
-    # evaluations and monitors takes ~75 s and 100 epochs ~2.1 hours on one core. 100 epochs (7,900
+    # The ViT (beyond the paper; 2 seeds) runs at width 1 (1.02M parameters): its float32 AdamW step took
+    # 0.66-0.69 s of CPU time on one thread against 0.85-0.88 s for ResNet-110's SGD step at 8/16/32
+    # channels (both cores busy; 0.58-0.80x in wall time), so an epoch (79 steps) with its evaluations
+    # and monitors takes ~80 s and 100 epochs ~2.2 hours on one core. 100 epochs (7,900
     # AdamW steps, each image seen 100 times with a cosine annealed to ~0) is an estimate of what it
     # takes to reach >= 97 % accuracy on the un-augmented training images: a 1M-parameter ViT with crop
     # and flip only, no label smoothing or mixup, memorises 10k images well before that (from-scratch

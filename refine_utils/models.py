@@ -379,9 +379,9 @@ def vit(num_classes: int = 10, width: float = 1.0, cfg: ViTConfig = ViTConfig())
 
     At width 1 (``ViTConfig()``: dim 96, 9 blocks, 3 heads of 32, MLP 384, 18 residual steps) it has
     1,018,570 trainable parameters for 10 classes (``tests/test_vit.py``). The size was chosen by
-    measurement: one float32 training step at batch 128 on one CPU thread takes about 0.75x the time
-    of ResNet-110 at width 0.5 (0.58-0.80x over three measurements with both cores busy); dim 128 with
-    8 blocks and MLP ratio 2 (1.08M) took 0.72-0.88x. Initialisation follows the usual ViT
+    measurement: one float32 AdamW step at batch 128 on one CPU thread takes 0.66-0.69 s of CPU time,
+    0.78x ResNet-110's SGD step at width 0.5 (0.85-0.88 s; 0.58-0.80x in wall time over three runs
+    with both cores busy); dim 128 with 8 blocks and MLP ratio 2 (1.08M) took 0.72-0.88x. Initialisation follows the usual ViT
     recipe: linear and patch weights truncated-normal with std 0.02, zero biases, LayerNorm 1 and 0,
     position embedding truncated-normal with std 0.02.
     """
