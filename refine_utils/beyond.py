@@ -69,7 +69,7 @@ def figure(setting: experiments.Setting) -> FigureData:
     n_ex = setting.profile.probe_examples
     panels = {k: {} for k in ("l2 ratio", "cosine", "drop one: accuracy lost", "adjacent swap: accuracy lost",
                               "intermediate accuracy")}
-    baseline, fit = {}, {}
+    fit = {}
     for arch in ARCHS:
         last = [c.history(arch, s)[-1] for s in setting.seeds]  # the trained networks' final epoch
         fit[ARCHS[arch]] = {k: Series([0], [[r.get(k)] for r in last]) for k in ("test_acc", "train_eval_acc")}
@@ -82,7 +82,6 @@ def figure(setting: experiments.Setting) -> FigureData:
         drop = [c.result("drop_one", arch, s, _probe("drop_one"), split="test", max_examples=n_ex)
                 for s in setting.seeds]
         base = [r["baseline"] for r in drop]
-        baseline[ARCHS[arch]] = Series([0], [[b] for b in base])
         panels["drop one: accuracy lost"].update(_curves(arch, _lost(base, [r["acc"] for r in drop]), at, kd))
         swap = [c.result("swap_adjacent", arch, s, _probe("swap_adjacent"), split="test", max_examples=n_ex)
                 for s in setting.seeds]
@@ -95,7 +94,7 @@ def figure(setting: experiments.Setting) -> FigureData:
         panels["intermediate accuracy"].update(
             _curves(arch, [r["acc"] for r in inter], after, [kd[i] for i in inter[0]["blocks"]]))
     return FigureData("Beyond the paper: ResNet-110 and a ViT, per residual step", "depth (0 = first step, 1 = last)",
-                      "", panels, c.meta(), dict(baseline=baseline, fit=fit))
+                      "", panels, c.meta(), dict(fit=fit))
 
 
 # ----------------------------------------------------------------------------- rules
@@ -133,7 +132,7 @@ class Question:
     def text(self) -> str:
         """The findings, one per line, and the answer (deterministic: what nbval checks)."""
         lines = [f"{f.verdict:>12}  {f.text}: {f.value:.3g}" for f in self.findings]
-        return "\n".join([self.question] + lines + [f"answer: {self.verdict}"])
+        return "\n".join([self.question, f"  measured: {self.how}"] + lines + [f"answer: {self.verdict}"])
 
     @property
     def numbers(self) -> dict[str, float]:
