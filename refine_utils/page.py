@@ -146,7 +146,8 @@ def conditions(rows, here: str = "book/scorecard") -> HTML:
     """Every claim's tests, one collapsible section each."""
     parts = []
     for r in rows:
-        checks = _checks(r.checks) if r.checks else "<p>Not yet run.</p>"
+        checks = (_checks(r.checks) if r.checks else
+                  f"<p>Not judged: {_e(r.reason or 'the results this claim needs are not in the results folder yet')}.</p>")
         parts.append(f'<details class="rf-details"><summary>{badge(r.verdict)} <strong>{_e(r.item)}</strong></summary>'
                      f'<p><strong>The paper says:</strong> {_e(r.claim)} '
                      f'(<a href="{_link(r.item, here)}">its page</a>)</p>{checks}'
@@ -165,6 +166,9 @@ def _checks(checks) -> str:
         outcome = getattr(c, "outcome", "") or ("holds" if c.holds else "fails")
         group = getattr(c, "group", "")
         value = "—" if c.value != c.value else f"{c.value:.3g}"  # NaN: not measured
+        spread = getattr(c, "spread", "")  # ± s.e. across seeds and each seed's value
+        if spread:
+            value += f'<br><span class="rf-spread">{_e(spread)}</span>'
         rows.append(f"<tr><td>{_e((group + ': ') if group else '')}{_e(c.text)}</td>"
                     f'<td class="rf-num" data-label="paper">{_e(getattr(c, "paper", "") or "—")}</td>'
                     f'<td class="rf-num" data-label="ours">{value}</td>'

@@ -140,3 +140,14 @@ def test_mean_band_is_drawn_for_several_seeds_only():
 def test_the_gpu_pages_name_the_paper_not_a_file_the_reader_lacks():
     text = page.gpu_costs().data + page.gpu_check().data
     assert "PAPER.md" not in text and page._site("schedules of PAPER.md section 4; see PAPER.md") == "schedules; see the paper"
+
+
+def test_checks_show_the_seed_spread_and_unjudged_rows_their_reason():
+    from refine_utils import scorecard
+    from refine_utils.page import _checks, conditions
+
+    check = scorecard.judge("first block's ratio (> 1)", [1.2, 1.4, 1.3], above=1)
+    html = _checks([check])
+    assert "rf-spread" in html and "seeds 1.2, 1.4, 1.3" in html
+    row = scorecard.Row("Appendix D", "claim", [], "not run", reason="its probe was not stored")
+    assert "its probe was not stored" in conditions([row]).data
