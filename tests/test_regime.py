@@ -10,11 +10,7 @@ import torch.nn.functional as F
 
 from refine_utils import data, experiments as E, models, train
 from refine_utils.train import Schedule, TrainConfig
-
-
-def tiny(digits, n_train, n_test):
-    return data.Dataset("digits", data.Split(digits.train.images[:n_train], digits.train.labels[:n_train]),
-                        data.Split(digits.test.images[:n_test], digits.test.labels[:n_test]), 10, digits.mean, digits.std)
+from test_train import tiny_digits as tiny  # a slice of digits: a training test in about a second
 
 
 def test_cpu_bf16_step_agrees_with_float32_within_bf16_error(digits, monkeypatch):
@@ -184,10 +180,10 @@ def test_profile_trains_main_part_seed_by_seed_first():
 def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
     """``refine results --executor slurm`` hands each network to submitit as one job; its local
     executor (one subprocess per job on this machine) runs the same path here."""
-    tiny = E.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits"},
+    prof = E.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits"},
                      widths={a: 0.06 for a in models.ARCHS}, epochs={a: 1 for a in models.ARCHS}, seeds=1,
                      batch_size=256, monitor=0, omitted={"cifar100": "test", "sharing": "test"}, fallback="smoke")
-    monkeypatch.setitem(E.PROFILES, "tiny", tiny)
+    monkeypatch.setitem(E.PROFILES, "tiny", prof)
     monkeypatch.setattr(models, "FIGURE_ARCHS", ("resnet32", "single-representation"))  # two jobs: enough here
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path))
     assert E.pretrain("tiny", parts=("main",), executor="local", timeout_min=10) == [None, None]
