@@ -2,7 +2,7 @@
 
 The published profiles differ from the paper mostly in scale (width, epochs, data). Reading one
 claim's verdict and deciding numbers at every rung — ``smoke`` (digits, minutes), ``cifar10-cpu``
-(real CIFAR-10, 10 epochs), ``cifar10-long`` (30-50 epochs, 3 seeds) and ``cifar10-gpu`` (the
+(real CIFAR-10, 10 epochs), ``cifar10-long`` (40-50 epochs, 3 seeds) and ``cifar10-gpu`` (the
 same at the paper's widths, when a GPU has run it) — tells which disagreements are scale and
 which are not. Every number comes from ``scorecard.rows(profile)`` over the committed results;
 a rung without results reads "not yet run".
