@@ -65,8 +65,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one network (or resume it, or find it trained)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train one architecture with SGD (momentum 0.9) on the paper's learning-rate "
-                                   "schedule for that architecture, fitted to --epochs. The checkpoint goes where the "
+                       description="Train one architecture on its recipe (train.recipe), fitted to --epochs: SGD "
+                                   "(momentum 0.9) on the paper's learning-rate schedule for that architecture, or, "
+                                   "for the ViT, AdamW with warm-up and cosine decay. The checkpoint goes where the "
                                    "book's networks go, named by the run's settings (cache/, or $REFINE_CACHE_DIR), so "
                                    "the notebooks reuse it and re-running the same command resumes it.")
     t.add_argument("--arch", required=True, choices=list(models.ARCHS), metavar="ARCH",
@@ -74,13 +75,15 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default="digits", choices=data.DATASETS, metavar="DATASET",
                    help="dataset: " + ", ".join(data.DATASETS) + " (digits ships with scikit-learn and needs no download)")
     t.add_argument("--epochs", type=_positive_int, default=None,
-                   help="epochs; the paper's schedule is fitted to them (default: the paper's own length)")
+                   help="epochs; the recipe's schedule is fitted to them (default: the recipe's full length, "
+                        "the paper's for its architectures)")
     t.add_argument("--schedule-fit", default="proportional", choices=experiments.SCHEDULE_FITS,
                    help="how the paper's schedule fits --epochs: milestones at the paper's fractions, or half the "
-                        "epochs at the first rate")
+                        "epochs at the first rate (the ViT's cosine is scaled either way)")
     t.add_argument("--width", type=_positive_float, default=1.0, help="multiply every channel count (1.0 = the paper's network)")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="training batch size")
-    t.add_argument("--weight-decay", type=_nonnegative_float, default=1e-4, help="L2 weight decay on conv and linear weights")
+    t.add_argument("--weight-decay", type=_nonnegative_float, default=None,
+                   help="weight decay on conv and linear weights (default: the recipe's, 1e-4 with SGD, 0.05 for the ViT)")
     t.add_argument("--seed", type=_natural, default=0, help="seed for initialisation, shuffling and augmentation")
     t.add_argument("--device", default=None, choices=experiments.DEVICES,
                    help="where to train (default: cuda when available); CUDA runs in bf16 autocast, compiled")
@@ -163,13 +166,12 @@ def spec_of(args) -> experiments.RunSpec:
     device = args.device or train.default_device()
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device cuda: torch {torch.__version__} sees no CUDA device here; use --device cpu")
-    try:
-        epochs = args.epochs or train.paper_schedule(args.arch).epochs
-    except ValueError as e:
-        raise UsageError(f"--arch {args.arch}: {e}; give --epochs") from None
+    recipe = train.recipe(args.arch)  # what a flag left out defaults to, as in the book's profiles
+    epochs = args.epochs or recipe.schedule.epochs
+    weight_decay = recipe.weight_decay if args.weight_decay is None else args.weight_decay
     try:
         return experiments.RunSpec(args.arch, args.dataset, args.width, epochs, args.seed, args.batch_size,
-                                   args.weight_decay, device, monitor=args.monitor, precision=args.precision,
+                                   weight_decay, device, monitor=args.monitor, precision=args.precision,
                                    schedule_fit=args.schedule_fit, train_eval=args.train_eval)
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -217,8 +219,9 @@ def train_command(args) -> int:
         data.load(spec.dataset, download=True)
     experiments.dataset(spec.dataset)  # missing or malformed data fails here, before training
     params = models.count_parameters(experiments.initial(spec))
-    print(f"{spec.arch} ({params:,} trainable parameters) on {spec.dataset}, {spec.epochs} epochs, seed {spec.seed}, "
-          f"{spec.device} -> {ckpt}", flush=True)
+    optimizer = spec.train_config().optimizer
+    print(f"{spec.arch} ({params:,} trainable parameters) on {spec.dataset}, {spec.epochs} epochs, {optimizer} "
+          f"(weight decay {spec.weight_decay:g}), seed {spec.seed}, {spec.device} -> {ckpt}", flush=True)
     try:
         _, hist = experiments.run(spec, progress=True, wait=False)
     except experiments.Busy:

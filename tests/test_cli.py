@@ -101,3 +101,30 @@ def test_results_hands_training_to_submitit(monkeypatch):
     assert seen == dict(profile="paper", train_only=True, executor="slurm", slurm_partition="gpu", timeout_min=600,
                         gpus_per_node=1)
     assert cli.main(["results", "--profile", "paper", "--partition", "gpu"]) == 2  # slurm options need a submitit executor
+
+
+@pytest.mark.parametrize("arch", ["vit", "resnet110"])
+def test_train_defaults_are_the_recipes_as_in_the_paper_profile(arch):
+    """Without --epochs and --weight-decay, the command names the spec the book's paper profile trains."""
+    from refine_utils import experiments
+
+    args = cli.parser().parse_args(["train", "--arch", arch, "--dataset", "cifar10", "--device", "cpu"])
+    spec = cli.spec_of(args)
+    assert spec == dataclasses.replace(experiments.PROFILES["paper"].spec(arch), device="cpu", monitor=0)
+    recipe = train.recipe(arch)
+    assert (spec.epochs, spec.weight_decay, spec.train_config().optimizer) == \
+        ((200, 0.05, "adamw") if arch == "vit" else (300, 1e-4, "sgd"))
+    assert spec.train_config().schedule == recipe.schedule
+
+
+def test_train_vit_runs_adamw_on_its_warmup_cosine(tmp_path, monkeypatch, capsys):
+    from refine_utils import experiments
+
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["train", "--arch", "vit", "--epochs", "1", "--width", "0.1", "--batch-size", "256", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert "1 epochs, adamw (weight decay 0.05)" in capsys.readouterr().out
+    spec = experiments.RunSpec("vit", "digits", 0.1, 1, batch_size=256, weight_decay=0.05)
+    state = train.load_checkpoint(experiments.checkpoint_path(spec))
+    assert state["history"]["records"][0]["lr"] == train.VIT_RECIPE.schedule.lr  # one warm-up epoch: the peak
+    assert state["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)  # AdamW's state, not SGD's
