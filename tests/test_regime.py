@@ -175,6 +175,9 @@ def test_profile_trains_main_part_seed_by_seed_first():
     assert specs[:len(main)] == main  # the main text's networks before the shared-block part
     assert [s.seed for s in main] == sorted(s.seed for s in main)
     assert len({s.key for s in specs}) == len(specs)
+    vit = [i for i, s in enumerate(specs) if s.arch == "vit"]
+    shared = [i for i, s in enumerate(specs) if s.arch.startswith("resnet110-shared")]
+    assert vit and shared and max(vit) < min(shared)  # the unmeasured ViT before the shared-block part
 
 
 def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
