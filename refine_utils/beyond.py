@@ -256,3 +256,18 @@ def fit_text(data: FigureData, name: str) -> str:
     seen = f"{train_:.3f} on un-augmented training images" if np.isfinite(train_) else \
         "training accuracy on un-augmented images not recorded at this profile"
     return f"{test:.3f} test accuracy, {seen}"
+
+
+def glue(data: FigureData) -> dict:
+    """The numbers the chapter's prose quotes: the ViT's shape, both networks' residual steps, the
+    droppable threshold, how well each network fits, and every question's answer and findings."""
+    vit = models.ViTConfig()
+    out = {"beyond_patch": vit.patch,
+           "beyond_tokens": models.build("vit", width=0.01).stem.pos.shape[1],  # tokens per image
+           "beyond_vit_blocks": vit.depth, "beyond_vit_steps": len(kinds("vit")),
+           "beyond_resnet_steps": len(kinds("resnet110")), "beyond_small": SMALL}
+    out |= {f"beyond_fit_{name}": fit_text(data, name) for name in ARCHS.values()}
+    for q in questions(data):
+        out[f"beyond_{q.key}"] = q.verdict
+        out |= {f"beyond_{q.key}_{name}": value for name, value in q.numbers.items()}
+    return out

@@ -365,11 +365,6 @@ def _diverged(c: _Collector, archs) -> dict[str, list]:
     return {a: [c.run(a, s)["diverged"] for s in c.setting.seeds] for a in archs}
 
 
-#: Axis labels of the sharing figures, whose panels run over epochs or over depth.
-_AXES = dict(xlabels={"activation norm at initialisation": "hidden state (0 = stem output)"},
-             logy=("activation norm at initialisation", "gradient-norm ratio r"))
-
-
 def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-shared",
             reference: str = "resnet32", unshared: str = "resnet110") -> FigureData:
     """Fig. 8: naively shared ResNet-110 against ResNet-32 (the paper's figure) and against the
@@ -387,7 +382,7 @@ def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-sh
         panels["activation norm at initialisation"][arch] = Series(
             list(range(len(init[arch][0]["act_norms"]))), [r["act_norms"] for r in init[arch]])
     extra = dict(init_ratio={a: Series([0], [[r["grad_ratio"]] for r in runs]) for a, runs in init.items()},
-                 diverged=_diverged(c, archs), shared=shared, reference=reference, unshared=unshared, **_AXES)
+                 diverged=_diverged(c, archs), shared=shared, reference=reference, unshared=unshared)
     return FigureData(f"Fig. 8: {shared} (naive sharing) against {reference} and {unshared}", "epoch", "",
                       panels, c.meta(), extra)
 
@@ -452,7 +447,7 @@ def figure9(setting: Setting, role: str = "cifar10", variants: dict = models.ABL
         same[label] = Series(x, [_at_init_same_weights(c, arch, s, naive) for s in setting.seeds])
     return FigureData("Fig. 9: fixing shared blocks, one change at a time", "epoch", "",
                       panels, c.meta(), dict(diverged=_diverged(c, variants), labels=dict(variants),
-                                             init_same_weights=same, **_AXES))
+                                             init_same_weights=same))
 
 
 @dataclass

@@ -1,14 +1,15 @@
 """The furniture of a book page: the verdict box a figure page opens with, figures with a number,
-caption and alt text, and the scorecard's grid.
+caption and alt text, and the scorecard's grid; and ``show``, the one call of a figure notebook.
 
-Everything is built from library objects (``scorecard.Row``, ``figures.FigureData``, the
-profile), so no page types a number. Each function returns an IPython display object that a
-notebook shows as its cell's value; the classes it uses (``rf-*``) are styled by the book's
-``book/_ext/page_style`` extension, which also opens a figure full-size on click.
+Everything is built from library objects (``registry.Figure``, ``scorecard.Row``,
+``figures.FigureData``, the profile), so no page types a number. Each function returns an IPython
+display object that a notebook shows as its cell's value; the classes it uses (``rf-*``) are
+styled by the book's ``book/_ext/page_style`` extension, which also opens a figure full-size on click.
 """
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -18,8 +19,8 @@ import re
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown
 
-from . import benchmarks, data, experiments, paper_refs, plots, scorecard, train
-from .figures import FigureData
+from . import benchmarks, data, experiments, plots, registry, scorecard, train
+from .figures import FigureData, TableData
 
 #: The largest scale of a figure on the page, CSS px per point: two panels then fill the text column.
 SCALE = 1.5
@@ -27,23 +28,68 @@ SCALE = 1.5
 #: The badge text of a verdict of ``scorecard.VERDICTS`` (any other verdict reads as itself).
 BADGES = {"partly": "partly reproduced", "not": "not reproduced"}
 
-#: The page (a document of ``_toc.yml``) that judges each scorecard item, and what it is about.
-TOPICS = {"Section 3": ("notebooks/taylor", "the first-order (Taylor) check"),
-          "Fig. 2": ("notebooks/fig2_l2_ratio", "the ℓ2 ratio per block"),
-          "Fig. 3": ("notebooks/fig3_drop_one", "dropping one block"),
-          "Fig. 4": ("notebooks/fig4_cosine", "the cosine loss per block"),
-          "Fig. 5": ("notebooks/fig5_intermediate", "intermediate accuracy"),
-          "Fig. 6": ("notebooks/fig6_borderline", "borderline examples"),
-          "Fig. 7": ("notebooks/fig7_unroll", "unrolling the last block"),
-          "Fig. 2 (CIFAR-100)": ("notebooks/cifar100", "the ℓ2 ratio on CIFAR-100"),
-          "Fig. 3 (CIFAR-100)": ("notebooks/cifar100", "dropping one block on CIFAR-100"),
-          "Fig. 4 (CIFAR-100)": ("notebooks/cifar100", "the cosine loss on CIFAR-100"),
-          "Fig. 5 (CIFAR-100)": ("notebooks/cifar100", "intermediate accuracy on CIFAR-100"),
-          "Appendix D": ("notebooks/appendix_shared", "the shared model, block by block"),
-          "Fig. 8": ("notebooks/fig8_sharing", "sharing blocks naively"),
-          "Fig. 9": ("notebooks/fig9_ablation", "what makes sharing work"),
-          "Table 1": ("notebooks/table1", "shared against ordinary ResNets")}
-PAGES = {item: doc for item, (doc, _) in TOPICS.items()}
+
+def show(key: str, profile: str | None = None, device: str | None = None, seeds: int | None = None) -> Shown:
+    """The one call of a figure notebook: page ``key`` of ``registry.PAGES`` (where each page's
+    figures, the claims that judge them and the numbers its prose quotes are declared) computed
+    with the notebook's parameters, judged, and its numbers glued for the prose."""
+    from myst_nb import glue
+
+    pg = registry.PAGES[key]
+    setting = experiments.setting(profile, device, seeds, part=pg.part)
+    data = {f.label: (f.compute or scorecard.claim(f.claim).compute)(setting) for f in pg.figures}
+    rows = {f.claim: scorecard.check(f.claim, data[f.label]) for f in pg.figures if f.claim}
+    rows |= {k: scorecard.row(scorecard.claim(k), profile, device, seeds) for k in pg.judges}
+    glued = {name: value for f in pg.figures if f.glue for name, value in f.glue(data[f.label]).items()}
+    for name, value in glued.items():
+        glue(name, value, display=False)
+    return Shown(pg, setting, data, rows, glued)
+
+
+@dataclasses.dataclass
+class Shown:
+    """A page computed and judged (``show``): its figures' data by label, its verdicts by claim,
+    its glued numbers by name; each method gives one cell's display."""
+
+    page: registry.Page
+    setting: experiments.Setting
+    data: dict
+    rows: dict[str, scorecard.Row]
+    glued: dict
+
+    def verdict(self, label: str | None = None) -> HTML:
+        """The verdict box of the claim that judges figure ``label`` (default: the page's one
+        claim), or, on a page that judges none, the sentence on the scale of its evidence."""
+        if not self.rows:
+            return note(self.setting)
+        if label is None:
+            key, = self.rows
+        else:
+            key = self._entry(label).claim
+        return verdict(self.rows[key], self.setting)
+
+    def figure(self, label: str | None = None) -> HTML | Markdown:
+        """Figure (or table) ``label`` of the page (default: its one figure), as declared."""
+        entry = self._entry(label)
+        fig = self.data[entry.label]
+        if isinstance(fig, TableData):
+            return table(fig.markdown(), fig.meta, entry.label, entry.caption)
+        return figure(fig, entry)
+
+    def text(self) -> str:
+        """Every verdict's checks and every glued number (deterministic: what nbval checks)."""
+        return "\n".join([r.text() for r in self.rows.values()]
+                         + [f"{name}: {value}" for name, value in self.glued.items()])
+
+    def _entry(self, label: str | None) -> registry.Figure:
+        figs = self.page.figures
+        if label is None and len(figs) == 1:
+            return figs[0]
+        found = [f for f in figs if f.label == label]
+        if not found:
+            raise ValueError(f"figure {label!r} is not on page {self.page.notebook}; "
+                             f"choose one of: {', '.join(f.label for f in figs)}")
+        return found[0]
 
 
 def badge(verdict: str) -> str:
@@ -84,27 +130,24 @@ def note(setting: experiments.Setting) -> HTML:
     return HTML(f'<div class="rf-verdict rf-note"><p class="rf-scale">{scale(setting)}</p></div>')
 
 
-def figure(fig: FigureData, label: str, caption: str, marks: str | None = None, **draw) -> HTML:
-    """``fig`` drawn twice (two panels per row for a desktop, one for a phone; the page shows the
-    one that fits), numbered ``label``, with ``caption``, where it came from, and alt text.
-
-    Args:
-        marks: the key of ``paper_refs.MARKS`` whose paper values to draw on the same axes.
-        draw: further arguments of ``plots.draw`` (``spectrum``, ``hlines``, ...).
-    """
-    ref = paper_refs.MARKS[marks] if marks else []
-    alt = _alt(fig, ref)
+def figure(fig: FigureData, entry: registry.Figure) -> HTML:
+    """``fig`` drawn as ``entry`` declares it, twice (two panels per row for a desktop, one for a
+    phone; the page shows the one that fits), numbered, with its caption, where it came from, and
+    alt text."""
+    alt = _alt(fig, entry.marks)
+    hlines = entry.hlines(fig) if entry.hlines else None
+    drawn = dataclasses.replace(fig, extra=fig.extra | entry.axes)  # plots.draw reads the axis options there
     images = []
-    for cls, ncols in (("rf-wide", draw.pop("ncols", None)), ("rf-narrow", 1)):
-        svg, width = _svg(plots.draw(fig, marks=ref, ncols=ncols, **draw))
+    for cls, ncols in (("rf-wide", None), ("rf-narrow", 1)):
+        svg, width = _svg(plots.draw(drawn, spectrum=entry.spectrum, ncols=ncols, hlines=hlines, marks=entry.marks))
         cols = min(ncols or 2, len(fig.panels))
         # At most SCALE CSS px per point: a one-panel figure is not blown up to the column's width.
         images.append(f'<img class="{cls}" src="data:image/svg+xml;base64,{svg}" alt="{_e(alt)}" '
                       f'style="max-width: {SCALE * width:.0f}px" data-width-pt="{width:.1f}" data-ncols="{cols}" '
                       f'data-font-pt="{plots.SMALLEST:g}">')
-    slug = _slug(label)
+    slug = _slug(entry.label)
     return HTML(f'<figure class="rf-figure" id="figure-{slug}">{"".join(images)}'
-                f'<figcaption><span class="rf-fignum">Figure {_e(label)}.</span> {_e(caption)} '
+                f'<figcaption><span class="rf-fignum">Figure {_e(entry.label)}.</span> {_e(entry.caption)} '
                 f'<span class="rf-provenance">{provenance(fig.meta)}</span></figcaption></figure>')
 
 
@@ -135,8 +178,8 @@ def provenance(meta: dict) -> str:
 
 def grid(rows, here: str = "book/scorecard") -> HTML:
     """The scorecard at a glance: one line per claim, its verdict badge, linked to its page."""
-    lines = "".join(f'<tr><td><a href="{_link(r.item, here)}">{_e(r.item)}</a> '
-                    f'<span class="rf-topic">{_e(TOPICS.get(r.item, ("", ""))[1])}</span></td>'
+    lines = "".join(f'<tr><td><a href="{_link(r.key, here)}">{_e(r.item)}</a> '
+                    f'<span class="rf-topic">{_e(scorecard.claim(r.key).topic)}</span></td>'
                     f"<td>{badge(r.verdict)}</td></tr>" for r in rows)
     return HTML(f'<table class="rf-grid"><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>{lines}</tbody>'
                 "</table>")
@@ -150,7 +193,7 @@ def conditions(rows, here: str = "book/scorecard") -> HTML:
                   f"<p>Not judged: {_e(r.reason or 'the results this claim needs are not in the results folder yet')}.</p>")
         parts.append(f'<details class="rf-details"><summary>{badge(r.verdict)} <strong>{_e(r.item)}</strong></summary>'
                      f'<p><strong>The paper says:</strong> {_e(r.claim)} '
-                     f'(<a href="{_link(r.item, here)}">its page</a>)</p>{checks}'
+                     f'(<a href="{_link(r.key, here)}">its page</a>)</p>{checks}'
                      f'<p>Evidence: {_e(r.evidence or "none").replace("`", "")}.</p></details>')
     return HTML("".join(parts))
 
@@ -177,8 +220,9 @@ def _checks(checks) -> str:
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-def _link(item: str, here: str) -> str:
-    return os.path.relpath(PAGES[item], os.path.dirname(here)) + ".html"
+def _link(claim: str, here: str) -> str:
+    """The page that judges ``claim``, relative to the document ``here``."""
+    return os.path.relpath(registry.page_of(claim).notebook, os.path.dirname(here)) + ".html"
 
 
 def _svg(fig) -> tuple[str, float]:

@@ -95,6 +95,7 @@ class Row:
     evidence: str = ""  # which profile's results (see ``evidence``)
     standing_in: bool = False  # kept for callers: rows are never read from another profile now
     reason: str = ""  # why a row reads "not run" / "not yet run"
+    key: str = ""  # the claim's key in ``CLAIMS``
 
     def text(self) -> str:
         """Each check's outcome, number and spread, one per line, and the verdict (deterministic:
@@ -562,16 +563,19 @@ def _table1(t) -> list[Check]:
 
 @dataclass
 class Claim:
+    """A claim of the paper: its figure (``item``), what it is about in a few words (``topic``),
+    the paper's statement, the data its rule reads (``compute``) and the rule. The page that shows
+    and judges it is declared in ``registry``."""
+
     key: str
     item: str
+    topic: str
     statement: str
     compute: Callable[[experiments.Setting], FigureData]
     rule: Callable[[FigureData], list[Check]]
     part: str = "main"  # the book's part (experiments.PARTS) whose results it reads
 
 
-#: The shared model the appendix page draws (its trained UBN network is stored for cifar10-cpu).
-SHARED = ("resnet110-ubn",)
 #: The model Appendix D reports: Section 4.5's naively shared ResNet-110 of Fig. 8.
 APPENDIX_D = ("resnet110-shared",)
 
@@ -592,40 +596,55 @@ def _fig7_sweep(setting: experiments.Setting) -> FigureData:
 
 
 CLAIMS = [
-    Claim("taylor", "Section 3", "The loss change a block makes is close to its first-order term F(h_i)·∂L/∂h_i "
+    Claim("taylor", "Section 3", "the first-order (Taylor) check",
+          "The loss change a block makes is close to its first-order term F(h_i)·∂L/∂h_i "
           "(eq. 3: the gradient of the rest of the network at h_i) where F is small (the top blocks).",
           figures.taylor, _taylor),
-    Claim("fig2", "Fig. 2", f"ℓ2 ratio: single-repr. and avg-pool. change the representation strongly in the first "
+    Claim("fig2", "Fig. 2", "the ℓ2 ratio per block",
+          f"ℓ2 ratio: single-repr. and avg-pool. change the representation strongly in the first "
           f"block (ratio up to ~{paper.FIRST_BLOCK_RATIO}), then drop; ResNet-110 and wide are much flatter; train "
           "and validation overlap.", figures.figure2, _fig2),
-    Claim("fig3", "Fig. 3", "Dropping the first block(s) of single-repr. / avg-pool. is catastrophic, higher "
+    Claim("fig3", "Fig. 3", "dropping one block",
+          "Dropping the first block(s) of single-repr. / avg-pool. is catastrophic, higher "
           "blocks cost little; ResNet-110 and wide show no drastic drop anywhere.", figures.figure3, _fig3),
-    Claim("fig4", "Fig. 4", "The cosine loss is negative for all blocks and most negative for the higher blocks; "
+    Claim("fig4", "Fig. 4", "the cosine loss per block",
+          "The cosine loss is negative for all blocks and most negative for the higher blocks; "
           "deeper nets (ResNet-110, avg-pool.) reach more negative values.", figures.figure4, _fig4),
-    Claim("fig5", "Fig. 5", "Accuracy rises gradually block by block within the last stage.", figures.figure5, _fig5),
-    Claim("fig6", "Fig. 6", "Over the last 5 blocks of ResNet-110 many borderline examples are corrected, entropy "
+    Claim("fig5", "Fig. 5", "intermediate accuracy",
+          "Accuracy rises gradually block by block within the last stage.", figures.figure5, _fig5),
+    Claim("fig6", "Fig. 6", "borderline examples",
+          "Over the last 5 blocks of ResNet-110 many borderline examples are corrected, entropy "
           "falls for all groups, overall accuracy and loss change little; train loss drops at every block while "
           f"test loss rises after the last block; the last block's cosine is about {paper.LAST_BLOCK_COSINE}.",
           figures.figure6, _fig6),
-    Claim("fig7", "Fig. 7", f"Unrolling the last block {paper.UNROLL_STEPS} extra steps with output scaling: train "
+    Claim("fig7", "Fig. 7", "unrolling the last block",
+          f"Unrolling the last block {paper.UNROLL_STEPS} extra steps with output scaling: train "
           f"loss {paper.UNROLL_TRAIN_LOSS[0]} → {paper.UNROLL_TRAIN_LOSS[1]}, borderline test accuracy "
           f"{paper.UNROLL_BORDERLINE_ACC[0]:.0%} → {paper.UNROLL_BORDERLINE_ACC[1]:.0%} "
           f"(~{paper.UNROLL_BORDERLINE_COUNT} examples), slight test-accuracy gain, test loss rises; the cosine "
           "stays negative (2 steps without scaling). The scale is not given.", _fig7_sweep, _fig7),
-    Claim("fig2-c100", "Fig. 2 (CIFAR-100)", "Same as Fig. 2 on CIFAR-100.", _c100(figures.figure2), _fig2, "cifar100"),
-    Claim("fig3-c100", "Fig. 3 (CIFAR-100)", "Same as Fig. 3 on CIFAR-100.", _c100(figures.figure3), _fig3, "cifar100"),
-    Claim("fig4-c100", "Fig. 4 (CIFAR-100)", "Same as Fig. 4 on CIFAR-100.", _c100(figures.figure4), _fig4, "cifar100"),
-    Claim("fig5-c100", "Fig. 5 (CIFAR-100)", "Same as Fig. 5 on CIFAR-100.", _c100(figures.figure5), _fig5, "cifar100"),
-    Claim("shared_cos", "Appendix D", "For the naively shared ResNet-110 of Fig. 8 too, the cosine loss is negative "
+    Claim("fig2-c100", "Fig. 2 (CIFAR-100)", "the ℓ2 ratio on CIFAR-100",
+          "Same as Fig. 2 on CIFAR-100.", _c100(figures.figure2), _fig2, "cifar100"),
+    Claim("fig3-c100", "Fig. 3 (CIFAR-100)", "dropping one block on CIFAR-100",
+          "Same as Fig. 3 on CIFAR-100.", _c100(figures.figure3), _fig3, "cifar100"),
+    Claim("fig4-c100", "Fig. 4 (CIFAR-100)", "the cosine loss on CIFAR-100",
+          "Same as Fig. 4 on CIFAR-100.", _c100(figures.figure4), _fig4, "cifar100"),
+    Claim("fig5-c100", "Fig. 5 (CIFAR-100)", "intermediate accuracy on CIFAR-100",
+          "Same as Fig. 5 on CIFAR-100.", _c100(figures.figure5), _fig5, "cifar100"),
+    Claim("shared_cos", "Appendix D", "the shared model, block by block",
+          "For the naively shared ResNet-110 of Fig. 8 too, the cosine loss is negative "
           "for all blocks and most negative for the higher blocks.",
           lambda s: figures.figure4(s, archs=APPENDIX_D), _fig4, "sharing"),
-    Claim("fig8", "Fig. 8", "Naive sharing of the top 13 blocks of every stage gives lower validation accuracy than "
+    Claim("fig8", "Fig. 8", "sharing blocks naively",
+          "Naive sharing of the top 13 blocks of every stage gives lower validation accuracy than "
           "ResNet-32; activations and gradients explode at initialisation (r much larger).", figures.figure8, _fig8,
           "sharing"),
-    Claim("fig9", "Fig. 9", "Unshared BN statistics, γ initialised to 0.1 and unshared γ/β each help; unsharing BN "
+    Claim("fig9", "Fig. 9", "what makes sharing work",
+          "Unshared BN statistics, γ initialised to 0.1 and unshared γ/β each help; unsharing BN "
           "statistics matters most; the initial activation explosion drops sharply.", figures.figure9, _fig9,
           "sharing"),
-    Claim("table1", "Table 1", "ResNet-110-UBN reaches {:.2f} % test error on CIFAR-10 against {:.2f} % for ResNet-38 "
+    Claim("table1", "Table 1", "shared against ordinary ResNets",
+          "ResNet-110-UBN reaches {:.2f} % test error on CIFAR-10 against {:.2f} % for ResNet-38 "
           "at a similar parameter count; ResNet-110 {:.2f} % against ResNet-32 {:.2f} %.".format(
               paper.TABLE1["cifar10"]["resnet110-ubn"][1], paper.TABLE1["cifar10"]["resnet38"][1],
               paper.TABLE1["cifar10"]["resnet110"][1], paper.TABLE1["cifar10"]["resnet32"][1]),
@@ -633,39 +652,49 @@ CLAIMS = [
 ]
 
 
+def claim(key: str) -> Claim:
+    """The claim ``key`` of ``CLAIMS``."""
+    found = next((c for c in CLAIMS if c.key == key), None)
+    if found is None:
+        raise ValueError(f"unknown claim {key!r}; choose one of: {', '.join(c.key for c in CLAIMS)}")
+    return found
+
+
 def check(key: str, data: FigureData) -> Row:
     """The scorecard row of claim ``key`` measured on ``data``."""
-    claim = next((c for c in CLAIMS if c.key == key), None)
-    if claim is None:
-        raise ValueError(f"unknown claim {key!r}; choose one of: {', '.join(c.key for c in CLAIMS)}")
-    checks = claim.rule(data)
-    return Row(claim.item, claim.statement, checks, verdict(checks), data.caption())
+    return _judged(claim(key), data)
 
 
-def rows(profile: str | None = None, device: str | None = None, seeds: int | None = None) -> list[Row]:
-    """Every claim's row from the stored results of ``profile``: "not run" (with the reason) where
+def _judged(c: Claim, data: FigureData) -> Row:
+    checks = c.rule(data)
+    return Row(c.item, c.statement, checks, verdict(checks), data.caption(), key=c.key)
+
+
+def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: int | None = None) -> Row:
+    """Claim ``c``'s row from the stored results of ``profile``: "not run" (with the reason) where
     the profile omits the part, never stored what the rule needs or the network diverged, "not yet
     run" where results are missing. No row is read from another profile."""
     name = experiments.PUBLISHED if profile is None else profile
-    out = []
+    setting = experiments.setting(profile, device, seeds, part=c.part)
+    if setting.standing_in is not None:
+        asked, why = setting.standing_in
+        reason = f"profile `{asked}` does not run this part: {why}"
+        return Row(c.item, c.statement, [], "not run", evidence=f"none: {reason}", reason=reason, key=c.key)
     with experiments.cached_only():
-        for claim in CLAIMS:
-            setting = experiments.setting(profile, device, seeds, part=claim.part)
-            if setting.standing_in is not None:
-                asked, why = setting.standing_in
-                reason = f"profile `{asked}` does not run this part: {why}"
-                out.append(Row(claim.item, claim.statement, [], "not run", evidence=f"none: {reason}", reason=reason))
-                continue
-            try:
-                row = check(claim.key, claim.compute(setting))
-            except experiments.MissingResult:
-                reason = UNSTORED.get((claim.key, name), "")
-                row = Row(claim.item, claim.statement, [], "not run" if reason else "not yet run", reason=reason)
-            except experiments.Diverged as e:  # a probe of a network that diverged has nothing to say
-                row = Row(claim.item, claim.statement, [], "not run", reason=str(e))
-            row.evidence = evidence(setting)
-            out.append(row)
+        try:
+            out = _judged(c, c.compute(setting))
+        except experiments.MissingResult:
+            reason = UNSTORED.get((c.key, name), "")
+            out = Row(c.item, c.statement, [], "not run" if reason else "not yet run", reason=reason, key=c.key)
+        except experiments.Diverged as e:  # a probe of a network that diverged has nothing to say
+            out = Row(c.item, c.statement, [], "not run", reason=str(e), key=c.key)
+    out.evidence = evidence(setting)
     return out
+
+
+def rows(profile: str | None = None, device: str | None = None, seeds: int | None = None) -> list[Row]:
+    """Every claim's row from the stored results of ``profile`` (``row``)."""
+    return [row(c, profile, device, seeds) for c in CLAIMS]
 
 
 def counts(rows: list[Row]) -> dict[str, int]:

@@ -14,6 +14,7 @@ Then:
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from refine_utils import book, experiments
+from refine_utils import book, experiments, page, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,43 @@ def smoke_run(tmp_path_factory):
 
 def test_every_figure_notebook_is_in_the_toc():
     assert sorted(NOTEBOOKS) == sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_figure_notebook_is_one_page_of_the_registry():
+    assert sorted(ROOT / f"{p.notebook}.ipynb" for p in registry.PAGES.values()) == sorted(NOTEBOOKS)
+
+
+def _code(nb: Path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("key", registry.PAGES)
+def test_a_notebook_makes_its_pages_one_call_and_shows_every_figure_once(key):
+    pg = registry.PAGES[key]
+    code = _code(ROOT / f"{pg.notebook}.ipynb")
+    assert [c for c in code if "refine_utils" in c] == \
+        [f'from refine_utils import page\n\nfig = page.show("{key}", profile, device, seeds)']
+    one = len(pg.figures) == 1
+    shown = [c for c in code if c.startswith("fig.figure(")]
+    assert shown == (["fig.figure()"] if one else [f'fig.figure("{f.label}")' for f in pg.figures])
+    assert code.count("print(fig.text())") == 1
+
+
+#: A glued number in the prose: {glue:text}`[other.ipynb::]name[:format]`.
+GLUE = re.compile(r"\{glue(?::\w+)?\}`(?:([^`:]+)::)?([^`:]+)")
+
+
+@pytest.mark.parametrize("key", registry.PAGES)
+def test_every_number_the_prose_quotes_is_glued_by_its_page(key, monkeypatch):
+    """The prose of every notebook (its own, or another's through ``page.ipynb::name``) quotes only
+    names the page's registry entry glues, computed here from the committed results."""
+    monkeypatch.setenv("REFINE_MISSING_RESULTS", "error")
+    name = Path(registry.PAGES[key].notebook).name + ".ipynb"
+    quoted = set()
+    for nb in NOTEBOOKS:
+        prose = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown")
+        quoted |= {glued for other, glued in GLUE.findall(prose) if (other or nb.name) == name}
+    assert quoted <= set(page.show(key).glued)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb")),

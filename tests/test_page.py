@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from refine_utils import page, paper, paper_refs, plots  # noqa: E402
+from refine_utils import page, paper, paper_refs, plots, registry  # noqa: E402
 from refine_utils.figures import FigureData, Series  # noqa: E402
 from refine_utils.scorecard import Check, Row  # noqa: E402
 
@@ -70,16 +70,17 @@ def test_the_papers_values_are_drawn_where_they_belong():
 
 
 def test_marks_name_panels_the_figures_have():
-    panels = {"training-acc": ["resnet110"], "fig2": ["single-representation", "avg-pooling", "resnet110", "wide"],
-              "fig7": [f"{s} {m}" for s in ("train", "validation") for m in ("loss", "acc", "entropy", "cos", "ratio")],
-              "shared-cos": ["resnet110-ubn"]}
-    panels["fig4"] = panels["fig2-c100"] = panels["fig4-c100"] = panels["fig2"]
-    for key, marks in paper_refs.MARKS.items():
-        assert marks and {m.panel for m in marks} <= set(panels[key]), key
+    archs = ["single-representation", "avg-pooling", "resnet110", "wide"]
+    panels = {"T.1": archs, "2": archs, "4": archs, "C.2": archs, "C.4": archs, "D.1": ["resnet110-ubn"],
+              "7": [f"{s} {m}" for s in ("train", "validation") for m in ("loss", "acc", "entropy", "cos", "ratio")]}
+    marked = [f for p in registry.PAGES.values() for f in p.figures if f.marks]
+    assert sorted(f.label for f in marked) == sorted(panels)
+    for f in marked:
+        assert {m.panel for m in f.marks} <= set(panels[f.label]), f.label
 
 
 def test_figure_html_has_number_caption_provenance_alt_and_both_layouts():
-    out = page.figure(_fig(["a", "b", "c"]), "2", "What is plotted.").data
+    out = page.figure(_fig(["a", "b", "c"]), registry.Figure("2", "What is plotted.", claim="fig2")).data
     assert 'id="figure-2"' in out and "Figure 2.</span> What is plotted." in out
     assert "Profile <code>tiny</code>" in out and "commit <code>0123456789</code>" in out and "mean of 2 seeds" in out
     imgs = re.findall(r'<img class="(rf-\w+)" src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]+)" '
@@ -112,22 +113,25 @@ def test_verdict_box_shows_badge_claim_numbers_and_scale():
 
 
 def test_grid_links_every_claim_to_its_page():
-    rows = [Row(item, "c", [], "not yet run") for item in page.PAGES]
+    from refine_utils import scorecard
+
+    rows = [Row(c.item, "c", [], "not yet run", key=c.key) for c in scorecard.CLAIMS]
     out = page.grid(rows).data
-    assert out.count("<tr>") == len(page.PAGES) + 1
+    assert out.count("<tr>") == len(scorecard.CLAIMS) + 1
     assert 'href="../notebooks/fig2_l2_ratio.html"' in out and 'href="../notebooks/cifar100.html"' in out
-    assert all(topic in out for _, topic in page.TOPICS.values())  # each claim says what it is about
+    assert all(c.topic in out for c in scorecard.CLAIMS)  # each claim says what it is about
     assert page.tally(rows) == f"{len(rows)} not yet run"
     assert page.tally([Row("a", "", [], "reproduced"), Row("b", "", [], "not"), Row("c", "", [], "reproduced")]) \
         == "2 reproduced and 1 not reproduced"
 
 
-def test_every_scorecard_item_has_a_page_in_the_book():
+def test_every_claim_is_judged_on_exactly_one_page_of_the_book():
     from refine_utils import scorecard
     from refine_utils.book import toc_files
 
-    assert {c.item for c in scorecard.CLAIMS} <= set(page.PAGES)
-    assert set(page.PAGES.values()) <= set(toc_files())
+    judged = [k for p in registry.PAGES.values() for k in p.claims]
+    assert sorted(judged) == sorted(c.key for c in scorecard.CLAIMS)
+    assert {p.notebook for p in registry.PAGES.values()} <= set(toc_files())
 
 
 def test_mean_band_is_drawn_for_several_seeds_only():
@@ -149,5 +153,5 @@ def test_checks_show_the_seed_spread_and_unjudged_rows_their_reason():
     check = scorecard.judge("first block's ratio (> 1)", [1.2, 1.4, 1.3], above=1)
     html = _checks([check])
     assert "rf-spread" in html and "seeds 1.2, 1.4, 1.3" in html
-    row = scorecard.Row("Appendix D", "claim", [], "not run", reason="its probe was not stored")
+    row = scorecard.Row("Appendix D", "claim", [], "not run", reason="its probe was not stored", key="shared_cos")
     assert "its probe was not stored" in conditions([row]).data
