@@ -9,7 +9,6 @@ a rung without results reads "not yet run".
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from . import experiments, scorecard
@@ -84,9 +83,9 @@ def table(ladder: list[Rung]) -> str:
 
 
 def _condition(check: scorecard.Check) -> tuple[str, str]:
-    """What a check measures, the same at every rung: its group and text without the counts a
-    rule may quote in parentheses (e.g. "(3 zero within noise, 1 positive; = 1)")."""
-    return check.group, re.sub(r"\s*\(\d[^)]*\)", "", check.text)
+    """What a check measures, the same at every rung: its group and text (the counts a rule
+    quotes beside it, which vary with the rung, are the check's ``counts``)."""
+    return check.group, check.text
 
 
 def numbers(item: str, ladder: list[Rung]) -> str:

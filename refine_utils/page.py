@@ -212,7 +212,7 @@ def _checks(checks) -> str:
         spread = getattr(c, "spread", "")  # ± s.e. across seeds and each seed's value
         if spread:
             value += f'<br><span class="rf-spread">{_e(spread)}</span>'
-        rows.append(f"<tr><td>{_e((group + ': ') if group else '')}{_e(c.text)}</td>"
+        rows.append(f"<tr><td>{_e((group + ': ') if group else '')}{_e(c.label)}</td>"
                     f'<td class="rf-num" data-label="paper">{_e(getattr(c, "paper", "") or "—")}</td>'
                     f'<td class="rf-num" data-label="ours">{value}</td>'
                     f'<td class="rf-outcome rf-{_slug(outcome)}">{OUTCOME_MARKS.get(outcome, "")} {_e(outcome)}</td></tr>')

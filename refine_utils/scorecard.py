@@ -48,10 +48,12 @@ _JUDGED = ("holds", "within noise", "fails")
 class Check:
     """One condition of a rule: what it measures, the seed-mean value, and its outcome.
 
-    ``seeds`` holds the value of every seed ([] for a number that is not per seed, e.g. a
-    parameter count), ``se`` its standard error across seeds (NaN with one seed), ``paper`` the
-    paper's number where it gives one, ``group`` the alternative it belongs to (Fig. 7's scales),
-    ``reason`` why it was not run. ``holds`` mirrors ``outcome == "holds"``."""
+    ``text`` is the condition, ending with its bound in parentheses ("... (< 0)"): the same at
+    every profile. ``seeds`` holds the value of every seed ([] for a number that is not per seed,
+    e.g. a parameter count), ``se`` its standard error across seeds (NaN with one seed), ``paper``
+    the paper's number where it gives one, ``group`` the alternative it belongs to (Fig. 7's
+    scales), ``reason`` why it was not run, ``counts`` what the measurement counted, quoted beside
+    the bound ("3 zero within noise, 1 positive"). ``holds`` mirrors ``outcome == "holds"``."""
 
     text: str
     value: float
@@ -62,12 +64,21 @@ class Check:
     paper: str = ""
     group: str = ""
     reason: str = ""
+    counts: str = ""
 
     def __post_init__(self):
         self.outcome = self.outcome or ("holds" if self.holds else "fails")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {self.outcome!r}; choose one of: {', '.join(OUTCOMES)}")
         self.holds = self.outcome == "holds"
+
+    @property
+    def label(self) -> str:
+        """The condition as a page shows it: its counts quoted inside the bound's parentheses."""
+        if not self.counts:
+            return self.text
+        condition, bound = self.text.rsplit(" (", 1)
+        return f"{condition} ({self.counts}; {bound}"
 
     @property
     def spread(self) -> str:
@@ -79,9 +90,9 @@ class Check:
     def describe(self, bold: bool = False) -> str:
         """'text: value ± spread; paper: x' (or the reason it was not run)."""
         if self.outcome == "not run":
-            return f"{self.text}: not run ({self.reason})"
+            return f"{self.label}: not run ({self.reason})"
         number = f"**{self.value:.3g}**" if bold else f"{self.value:.3g}"
-        out = " ".join(p for p in (f"{self.text}: {number}", self.spread) if p)
+        out = " ".join(p for p in (f"{self.label}: {number}", self.spread) if p)
         return out + (f"; paper: {self.paper}" if self.paper else "")
 
 
@@ -352,9 +363,9 @@ def _fig4(d: FigureData) -> list[Check]:
         outcome = "holds" if share == 1 else "fails" if "fails" in signs else "within noise"
         per_seed = np.mean(cos < -2 * sampling, 1)  # each seed alone: negative beyond its sampling error
         se = float(np.std(per_seed, ddof=1) / np.sqrt(len(cos))) if len(cos) > 1 else math.nan
-        checks.append(Check(f"{a}: share of blocks with validation cosine negative beyond noise "
-                            f"({signs.count('within noise')} zero within noise, {signs.count('fails')} positive; = 1)",
-                            share, False, outcome, [float(v) for v in per_seed], se))
+        checks.append(Check(f"{a}: share of blocks with validation cosine negative beyond noise (= 1)",
+                            share, False, outcome, [float(v) for v in per_seed], se,
+                            counts=f"{signs.count('within noise')} zero within noise, {signs.count('fails')} positive"))
     for a in d.panels:
         cos = _seeds(d.panels[a]["validation"])
         half = cos.shape[1] // 2

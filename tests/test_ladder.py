@@ -6,10 +6,11 @@ from refine_utils.ladder import Rung
 from refine_utils.scorecard import Check, Row
 
 
-def row(item, verdict, outcomes, texts=None):
+def row(item, verdict, outcomes, texts=None, counts=None):
     texts = texts or [f"condition {k} (< 0)" for k in range(len(outcomes))]
-    checks = [Check(t, 0.1 * k, False, o, reason="stored nowhere" if o == "not run" else "")
-              for k, (t, o) in enumerate(zip(texts, outcomes))]
+    counts = counts or [""] * len(outcomes)
+    checks = [Check(t, 0.1 * k, False, o, reason="stored nowhere" if o == "not run" else "", counts=n)
+              for k, (t, o, n) in enumerate(zip(texts, outcomes, counts))]
     return Row(item, "the paper says so", checks, verdict)
 
 
@@ -38,15 +39,17 @@ def test_rows_not_judged_or_not_run_are_left_out_of_the_trend():
 
 
 def test_table_and_numbers_line_up_conditions_across_rungs():
-    a = row("Fig. 4", "not", ["fails", "holds"], ["wide: share negative (2 zero within noise, 1 positive; = 1)", "gap (< 0)"])
-    b = row("Fig. 4", "partly", ["holds", "holds"], ["wide: share negative (0 zero within noise, 0 positive; = 1)", "gap (< 0)"])
+    texts = ["wide: share negative (= 1)", "gap (< 0)"]
+    a = row("Fig. 4", "not", ["fails", "holds"], texts, ["2 zero within noise, 1 positive", ""])
+    b = row("Fig. 4", "partly", ["holds", "holds"], texts, ["0 zero within noise, 0 positive", ""])
+    assert a.checks[0].label == "wide: share negative (2 zero within noise, 1 positive; = 1)"
     rungs = [Rung("smoke", [a]), Rung("cifar10-cpu", [b]), Rung("cifar10-gpu", None)]
     table = ladder.table(rungs).splitlines()
     assert table[0] == "| claim | `smoke` | `cifar10-cpu` | `cifar10-gpu` |"
     assert table[2] == "| Fig. 4 | not (1/2) | partly (2/2) | not yet run |"
     lines = ladder.numbers("Fig. 4", rungs).splitlines()
     assert len(lines) == 4  # header, rule, and one line per condition: the counts do not split a condition
-    assert lines[2].startswith("| wide: share negative |") and "0 (fails) | 0 (holds) |" in lines[2]
+    assert lines[2].startswith("| wide: share negative (= 1) |") and "0 (fails) | 0 (holds) |" in lines[2]
 
 
 def test_rungs_without_results_read_not_yet_run(tmp_path, monkeypatch):

@@ -298,7 +298,8 @@ def test_fig4_reads_zero_within_noise_as_its_own_outcome():
     for run in runs:
         run[3] = 0.0005  # indistinguishable from zero at a sampling error of 0.001
     check = scorecard._fig4(data)[3]
-    assert check.outcome == "within noise" and "1 zero within noise, 0 positive" in check.text
+    assert check.outcome == "within noise" and check.counts == "1 zero within noise, 0 positive"
+    assert check.label.endswith("(1 zero within noise, 0 positive; = 1)")
 
 
 def test_fig7_judges_and_shows_every_scale():
