@@ -114,10 +114,6 @@ class Row:
         lines = [f"{c.outcome:>12}  {(c.group + ': ') if c.group else ''}{c.describe()}" for c in self.checks]
         return "\n".join(lines + [f"verdict: {self.verdict}" + (f" ({self.reason})" if self.reason else "")])
 
-    @property
-    def numbers(self) -> dict[str, float]:
-        return {f"c{k}": c.value for k, c in enumerate(self.checks)}
-
 
 # ----------------------------------------------------------------------------- the noise rule
 
@@ -735,16 +731,3 @@ def markdown(rows: list[Row]) -> str:
         cells = [r.item, r.claim, ours, f"**{r.verdict}**", r.evidence]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # |x| is not a column
     return "\n".join(lines)
-
-
-def describe(setting: experiments.Setting) -> str:
-    """The top of a notebook: which profile, device and seeds produced its numbers."""
-    p = setting.profile
-    text = (f"**Profile `{p.name}`**: {p.description}. Device `{setting.device}`, "
-            f"{len(setting.seeds)} seed(s), commit `{experiments.commit()}`.")
-    if setting.standing_in is not None:
-        asked, why = setting.standing_in
-        text = (f"**Standing in.** Profile `{asked}` does not run this part of the book ({why}); "
-                f"what follows is profile `{p.name}`'s evidence, an illustration that no verdict of "
-                f"`{asked}`'s scorecard reads.\n\n" + text)
-    return text
