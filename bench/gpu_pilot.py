@@ -29,9 +29,12 @@ from refine_utils import experiments, train  # noqa: E402
 KEYS = ("epoch", "lr", "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
 
 
-def specs(profile: str, device: str, parts: tuple[str, ...], seeds: int) -> list[experiments.RunSpec]:
-    """The profile's networks of ``parts`` (seeds below ``seeds``), in its training order, on ``device``."""
-    return [dataclasses.replace(s, device=device) for s in experiments.book_specs(profile, parts) if s.seed < seeds]
+def specs(profile: str, device: str, parts: tuple[str, ...], seeds: int, archs: tuple[str, ...] = (),
+          epochs: int | None = None) -> list[experiments.RunSpec]:
+    """The profile's networks of ``parts`` (seeds below ``seeds``; only ``archs`` if given), in its
+    training order, on ``device``, trained ``epochs`` epochs if given (the schedule fitted to them)."""
+    return [dataclasses.replace(s, device=device, epochs=epochs or s.epochs) for s in experiments.book_specs(profile, parts)
+            if s.seed < seeds and (not archs or s.arch in archs)]
 
 
 def _train(spec: experiments.RunSpec) -> None:
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--parts", default="main,beyond,sharing", help="the book's parts, comma-separated")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of every network")
+    p.add_argument("--archs", default="", help="only these architectures, comma-separated")
+    p.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the profile's")
     p.add_argument("--workers", type=int, default=8, help="training processes sharing the device")
     p.add_argument("--deadline", type=float, default=480, help="seconds; then unfinished runs are stopped")
     p.add_argument("--out", type=Path, required=True)
@@ -91,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     ctx = multiprocessing.get_context("spawn")
-    runs = [dict(spec=s, finished=False, wall_s=None) for s in specs(args.profile, args.device,
-                                                                      tuple(args.parts.split(",")), args.seeds)]
+    chosen = specs(args.profile, args.device, tuple(args.parts.split(",")), args.seeds,
+                   tuple(a for a in args.archs.split(",") if a), args.epochs)
+    runs = [dict(spec=s, finished=False, wall_s=None) for s in chosen]
     waiting, active, last_write = list(runs), {}, 0.0
     print(f"{len(runs)} networks of {args.profile} on {args.device}, {args.workers} at a time", flush=True)
     while waiting or active:
