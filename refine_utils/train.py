@@ -327,6 +327,22 @@ def _check_meta(path, stored: dict, meta: dict) -> None:
                               "output, to train these settings")
 
 
+def _restore(path, state: dict, model: nn.Module, opt: torch.optim.Optimizer) -> History:
+    """Load a checkpoint's weights and optimiser state into ``model`` and ``opt`` and return its
+    history; a file that does not fit them (another network's, e.g. one written before checkpoints
+    recorded their spec) raises a one-line ``CheckpointError`` instead of PyTorch's key listing."""
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        return History(state["history"]["records"], state["history"]["diverged"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        lines = str(e).splitlines()  # load_state_dict: a header, then "size mismatch for stem.weight: ..." etc.
+        cause = f"no {e} entry" if isinstance(e, KeyError) else (lines[1:] or lines or [""])[0].split(":")[0].strip()
+        unknown = "" if state.get("meta") else " records no spec and"
+        raise CheckpointError(f"checkpoint {path}{unknown} does not fit this network ({cause}): delete it, "
+                              "or train with the settings it was made with") from None
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -422,9 +438,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, device: str | None 
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=dev)
         _check_meta(checkpoint, state.get("meta") or {}, meta or {})
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history = History(state["history"]["records"], state["history"]["diverged"])
+        history = _restore(checkpoint, state, model, opt)
         start = len(history.records)
     train_loader = Loader(data.train, data.mean, data.std, cfg.batch_size, True, dev, cfg.seed, channels_last=True)
     test_loader = Loader(data.test, data.mean, data.std, cfg.eval_batch_size, False, dev, channels_last=True)

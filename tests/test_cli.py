@@ -128,3 +128,39 @@ def test_train_vit_runs_adamw_on_its_warmup_cosine(tmp_path, monkeypatch, capsys
     state = train.load_checkpoint(experiments.checkpoint_path(spec))
     assert state["history"]["records"][0]["lr"] == train.VIT_RECIPE.schedule.lr  # one warm-up epoch: the peak
     assert state["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)  # AdamW's state, not SGD's
+
+
+def _write_checkpoint(path, model, spec, meta):
+    """A finished one-epoch checkpoint of ``model`` at ``path``, with ``meta`` (None: none, as old files)."""
+    opt = train.make_optimizer(model, spec.train_config())
+    record = dict(epoch=0, lr=0.1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5)
+    state = dict(model=model.state_dict(), optimizer=opt.state_dict(), history=dict(records=[record], diverged=None))
+    train.save_checkpoint(path, state if meta is None else dict(state, meta=meta))
+
+
+@pytest.mark.parametrize("meta", [None, "spec"])
+def test_a_checkpoint_of_another_network_is_a_one_line_error(tmp_path, monkeypatch, capsys, meta):
+    from refine_utils import experiments
+
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    spec = experiments.RunSpec("resnet32", "digits", 0.125, 1, batch_size=256)
+    ckpt = experiments.checkpoint_path(spec)
+    other = dataclasses.replace(spec, arch="resnet38")
+    _write_checkpoint(ckpt, experiments.initial(other), other, meta and dataclasses.asdict(spec))
+    argv = ["train", "--arch", "resnet32", "--epochs", "1", "--width", "0.125", "--batch-size", "256", "--device", "cpu"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"refine: checkpoint {ckpt}") and "does not fit this network" in err
+    assert "delete it" in err and len(err.strip().splitlines()) == 1
+    assert ("records no spec" in err) == (meta is None)
+
+
+def test_a_checkpoint_without_meta_that_fits_still_loads(tmp_path, monkeypatch, capsys):
+    from refine_utils import experiments
+
+    monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
+    spec = experiments.RunSpec("resnet32", "digits", 0.125, 1, batch_size=256)
+    _write_checkpoint(experiments.checkpoint_path(spec), experiments.initial(spec), spec, None)
+    argv = ["train", "--arch", "resnet32", "--epochs", "1", "--width", "0.125", "--batch-size", "256", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert "done: train acc 0.5000, test acc 0.5000" in capsys.readouterr().out  # its history, not a new run's
