@@ -386,25 +386,32 @@ def _drop_one_batch(model: nn.Module, images: Tensor) -> tuple[Tensor, dict[int,
     return model.head(h), dropped
 
 
+def _edited_scores(model: nn.Module, loader: Loader, batch: Callable[[nn.Module, Tensor], tuple[Tensor, dict]],
+                   valid: list[bool]) -> tuple[float, float, list[float | None], list[float | None], int]:
+    """Accuracy and mean loss over ``loader`` of the whole network and of each edited network that
+    ``batch(model, x)`` returns logits for, by index (``None`` where ``valid`` is False): the tally
+    drop-one and the adjacent swap share. Returns (acc, loss, per-edit accs, per-edit losses, n)."""
+    k = len(valid)
+    correct = torch.zeros(k + 1, dtype=torch.float64, device=loader.device)  # [k]: whole network
+    loss = torch.zeros(k + 1, dtype=torch.float64, device=loader.device)
+    with _probing(model):
+        for x, y in loader:
+            full, edited = batch(model, x)
+            for i, logits in [*edited.items(), (k, full)]:
+                correct[i] += (logits.argmax(1) == y).sum()
+                loss[i] += cross_entropy(logits.float(), y, reduction="sum")
+    n = len(loader.labels)
+    correct, loss = correct.cpu(), loss.cpu()
+    pick = lambda v: [v[i].item() / n if valid[i] else None for i in range(k)]
+    return correct[-1].item() / n, loss[-1].item() / n, pick(correct), pick(loss), n
+
+
 @torch.no_grad()
 def drop_one(model: nn.Module, data: Dataset, split: str = "test", batch_size: int = 250, device=None,
              max_examples: int | None = None) -> DropOne:
     """Accuracy with each identity block removed, all else unchanged (Fig. 3)."""
     loader = _loader(model, data, split, batch_size, device, max_examples)
-    n_blocks = len(model.blocks)
-    correct = torch.zeros(n_blocks + 1, dtype=torch.float64, device=loader.device)  # [n_blocks]: whole network
-    loss = torch.zeros(n_blocks + 1, dtype=torch.float64, device=loader.device)
-    with _probing(model):
-        for x, y in loader:
-            full, dropped = _drop_one_batch(model, x)
-            for i, logits in [*dropped.items(), (n_blocks, full)]:
-                correct[i] += (logits.argmax(1) == y).sum()
-                loss[i] += cross_entropy(logits.float(), y, reduction="sum")
-    n = len(loader.labels)
-    correct, loss = correct.cpu(), loss.cpu()
-    ident = _identity(model)
-    pick = lambda v: [v[i].item() / n if ident[i] else None for i in range(n_blocks)]
-    return DropOne(correct[-1].item() / n, loss[-1].item() / n, pick(correct), pick(loss), n)
+    return DropOne(*_edited_scores(model, loader, _drop_one_batch, _identity(model)))
 
 
 # ----------------------------------------------------------------------------- 2b. adjacent swap
@@ -455,20 +462,8 @@ def swap_adjacent(model: nn.Module, data: Dataset, split: str = "test", batch_si
     network whose blocks each make a small refinement of one shared representation barely notices;
     one whose blocks build on each other's output does."""
     loader = _loader(model, data, split, batch_size, device, max_examples)
-    pairs = len(model.blocks) - 1
-    correct = torch.zeros(pairs + 1, dtype=torch.float64, device=loader.device)  # [pairs]: whole network
-    loss = torch.zeros(pairs + 1, dtype=torch.float64, device=loader.device)
-    with _probing(model):
-        for x, y in loader:
-            full, swapped = _swap_batch(model, x)
-            for i, logits in [*swapped.items(), (pairs, full)]:
-                correct[i] += (logits.argmax(1) == y).sum()
-                loss[i] += cross_entropy(logits.float(), y, reduction="sum")
-    n = len(loader.labels)
-    correct, loss = correct.cpu(), loss.cpu()
-    ok = [swappable(model, i) for i in range(pairs)]
-    pick = lambda v: [v[i].item() / n if ok[i] else None for i in range(pairs)]
-    return Swap(correct[-1].item() / n, loss[-1].item() / n, pick(correct), pick(loss), n)
+    pairs = [swappable(model, i) for i in range(len(model.blocks) - 1)]
+    return Swap(*_edited_scores(model, loader, _swap_batch, pairs))
 
 
 # ----------------------------------------------------------------------------- 3. intermediate accuracy
