@@ -35,3 +35,22 @@ def shared_cifar_dir():
     if not (root / "test.npz").exists():
         pytest.skip(f"real CIFAR-10 not found at {root}")
     return root.parent
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny
+    convolutions run fastest, and steadiest on a shared machine, on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ds(digits):
+    """The probes' data: 512 training and 200 test digits, the test ones shuffled (the stored split
+    is grouped by class)."""
+    order = torch.randperm(len(digits.test), generator=torch.Generator().manual_seed(0))[:200]
+    return data.Dataset("digits", data.Split(digits.train.images[:512], digits.train.labels[:512]),
+                        data.Split(digits.test.images[order], digits.test.labels[order]), 10, digits.mean, digits.std)

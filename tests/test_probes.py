@@ -11,21 +11,7 @@ from torch.nn.functional import cross_entropy
 from refine_utils import data, models, probes, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest, and steadiest on a shared machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ds(digits):
-    """512 training and 200 test ds, the test ones shuffled (the stored split is grouped by class)."""
-    order = torch.randperm(len(digits.test), generator=torch.Generator().manual_seed(0))[:200]
-    return data.Dataset("digits", data.Split(digits.train.images[:512], digits.train.labels[:512]),
-                        data.Split(digits.test.images[order], digits.test.labels[order]), 10, digits.mean, digits.std)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py, as is the data fixture ``ds``
 
 
 def calibrated(model, seed=0):

@@ -7,21 +7,10 @@ import torch
 
 from refine_utils import beyond, data, experiments, models, probes, train
 from refine_utils.figures import FigureData, Series
+from test_train import tiny_digits  # a slice of digits: a training test in about a second
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def ds(digits):
-    order = torch.randperm(len(digits.test), generator=torch.Generator().manual_seed(0))[:60]
-    return data.Dataset("digits", data.Split(digits.train.images[:64], digits.train.labels[:64]),
-                        data.Split(digits.test.images[order], digits.test.labels[order]), 10, digits.mean, digits.std)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py, as is the probes' data fixture ``ds``
 
 
 def tiny_vit(seed=0, width=0.25):
@@ -133,11 +122,11 @@ def test_vit_trains_with_adamw_on_warmup_and_cosine_the_resnets_with_sgd():
     assert peak.lr_at(52) == pytest.approx(0.5e-3 * (1 + math.cos(math.pi * 47 / 95)))
 
 
-def test_vit_training_lowers_the_loss(ds):
+def test_vit_training_lowers_the_loss(digits):
     torch.manual_seed(0)
     cfg = train.TrainConfig(schedule=train.WarmupCosine(3, 2e-3, 1), batch_size=16, weight_decay=0.05,
                             optimizer="adamw")
-    h = train.train(models.build("vit", width=0.25), ds, cfg, progress=False)
+    h = train.train(models.build("vit", width=0.25), tiny_digits(digits, 64, 60), cfg, progress=False)
     assert h.records[-1]["train_loss"] < h.records[0]["train_loss"]
     with pytest.raises(ValueError, match="optimizer"):
         train.TrainConfig(schedule=cfg.schedule, optimizer="adam")
