@@ -23,13 +23,7 @@ from refine_utils import data, models, train
 from refine_utils.train import Schedule, TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: the same reduction order on every machine, and no OpenMP contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: the same reduction order on every machine
 
 
 def tiny(digits, n_train=200, n_test=100):
