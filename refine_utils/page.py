@@ -136,10 +136,10 @@ def figure(fig: FigureData, entry: registry.Figure) -> HTML:
     alt text."""
     alt = _alt(fig, entry.marks)
     hlines = entry.hlines(fig) if entry.hlines else None
-    drawn = dataclasses.replace(fig, extra=fig.extra | entry.axes)  # plots.draw reads the axis options there
     images = []
     for cls, ncols in (("rf-wide", None), ("rf-narrow", 1)):
-        svg, width = _svg(plots.draw(drawn, spectrum=entry.spectrum, ncols=ncols, hlines=hlines, marks=entry.marks))
+        svg, width = _svg(plots.draw(fig, spectrum=entry.spectrum, ncols=ncols, hlines=hlines, marks=entry.marks,
+                                     **entry.axes))
         cols = min(ncols or 2, len(fig.panels))
         # At most SCALE CSS px per point: a one-panel figure is not blown up to the column's width.
         images.append(f'<img class="{cls}" src="data:image/svg+xml;base64,{svg}" alt="{_e(alt)}" '

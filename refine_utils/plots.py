@@ -31,7 +31,8 @@ SPLITS = ("train ", "validation ")
 
 
 def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, markers: bool = True,
-         hlines: dict | None = None, marks: list[Mark] = ()):
+         hlines: dict | None = None, marks: list[Mark] = (), logy: tuple[str, ...] = (),
+         xlabels: dict[str, str] | None = None):
     """A matplotlib figure of ``fig``: one axis per panel.
 
     Args:
@@ -39,7 +40,9 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
         ncols: panels per row (default 2, or 1 for a single panel).
         markers: mark each point of a series (its own marker shape); False: lines only.
         hlines: ``{panel: (y, label)}`` horizontal lines of ours (e.g. the full network's accuracy).
-        marks: the paper's values to draw (``paper_refs.MARKS[...]``).
+        marks: the paper's values to draw (a registry figure's ``marks``).
+        logy: panels drawn on a log scale.
+        xlabels: ``{panel: label}``, a panel's own x label (default ``fig.xlabel``).
     """
     names = order(list(fig.panels))
     ncols = min(ncols or 2, len(names))
@@ -63,14 +66,14 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
             line, = ax.plot(s.x, mean, lw=1.5, label=label, **style)
             if len(s.runs) > 1:
                 ax.fill_between(s.x, mean - std, mean + std, alpha=0.2, color=line.get_color(), lw=0)
-        if name in fig.extra.get("logy", ()):
+        if name in logy:
             ax.set_yscale("log")
         if hlines and name in hlines:
             y, label = hlines[name]
             ax.axhline(y, color="#555555", ls=(0, (1, 1.5)), lw=1.2, label=label)
         _marks(ax, [m for m in marks if m.panel == name], curves)
         ax.set_title(name, fontsize=FONTS["title"])
-        ax.set_xlabel(fig.extra.get("xlabels", {}).get(name, fig.xlabel), fontsize=FONTS["label"])
+        ax.set_xlabel((xlabels or {}).get(name, fig.xlabel), fontsize=FONTS["label"])
         ax.set_ylabel(fig.ylabel, fontsize=FONTS["label"])
         ax.tick_params(labelsize=FONTS["ticks"])
         ax.grid(alpha=0.3)
