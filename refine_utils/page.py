@@ -37,13 +37,34 @@ def show(key: str, profile: str | None = None, device: str | None = None, seeds:
 
     pg = registry.PAGES[key]
     setting = experiments.setting(profile, device, seeds, part=pg.part)
-    data = {f.label: (f.compute or scorecard.claim(f.claim).compute)(setting) for f in pg.figures}
-    rows = {f.claim: scorecard.check(f.claim, data[f.label]) for f in pg.figures if f.claim}
-    rows |= {k: scorecard.row(scorecard.claim(k), profile, device, seeds) for k in pg.judges}
+    data = {f.label: _compute(f, pg, setting) for f in pg.figures}
+    rows = {f.claim: (scorecard.row(scorecard.claim(f.claim), profile, device, seeds)  # "not run", and why
+                      if isinstance(data[f.label], Unstored) else scorecard.check(f.claim, data[f.label]))
+            for f in pg.figures if f.claim}
     glued = {name: value for f in pg.figures if f.glue for name, value in f.glue(data[f.label]).items()}
     for name, value in glued.items():
         glue(name, value, display=False)
     return Shown(pg, setting, data, rows, glued)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unstored:
+    """A figure whose results its profile never stored and cannot recompute (``scorecard.UNSTORED``)."""
+
+    reason: str
+
+
+def _compute(entry: registry.Figure, pg: registry.Page, setting: experiments.Setting):
+    """Figure ``entry``'s data, or ``Unstored`` where a result is missing that the profile is known
+    never to have stored for one of the page's claims; any other missing result is an error."""
+    try:
+        return (entry.compute or scorecard.claim(entry.claim).compute)(setting)
+    except experiments.MissingResult:
+        reasons = [scorecard.UNSTORED[k, setting.profile.name] for k in pg.claims
+                   if (k, setting.profile.name) in scorecard.UNSTORED]
+        if not reasons:
+            raise
+        return Unstored(reasons[0])
 
 
 @dataclasses.dataclass
@@ -72,6 +93,10 @@ class Shown:
         """Figure (or table) ``label`` of the page (default: its one figure), as declared."""
         entry = self._entry(label)
         fig = self.data[entry.label]
+        if isinstance(fig, Unstored):
+            return HTML(f'<p class="rf-caption"><span class="rf-fignum">Figure {_e(entry.label)}.</span> '
+                        f'{_e(entry.caption)} <em>Not drawn at profile <code>{self.setting.profile.name}</code>: '
+                        f'{_e(fig.reason)}.</em></p>')
         if isinstance(fig, TableData):
             return table(fig.markdown(), fig.meta, entry.label, entry.caption)
         return figure(fig, entry)

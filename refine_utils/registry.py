@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import beyond, figures, paper, paper_refs
+from . import beyond, figures, paper, paper_refs, scorecard
 from .figures import FigureData
 from .paper_refs import Mark
 
@@ -55,18 +55,17 @@ class Figure:
 
 @dataclass(frozen=True)
 class Page:
-    """A notebook of the book: its figures in page order, the book part whose results it reads
-    (``experiments.PARTS``), and ``judges``: claims it judges without drawing their data."""
+    """A notebook of the book: its figures in page order and the book part whose results it reads
+    (``experiments.PARTS``)."""
 
     notebook: str
     figures: tuple[Figure, ...]
     part: str = "main"
-    judges: tuple[str, ...] = ()
 
     @property
     def claims(self) -> tuple[str, ...]:
         """Every claim the page judges, in page order."""
-        return tuple(f.claim for f in self.figures if f.claim) + self.judges
+        return tuple(f.claim for f in self.figures if f.claim)
 
 
 # ----------------------------------------------------------------------------- glue and reference lines
@@ -157,7 +156,7 @@ _FIRST_RATIO = tuple(Mark(a, paper_refs.FIRST_BLOCK_RATIO, f"paper: first block 
                           ("first",)) for a in _ARCH4[:2])
 _NEGATIVE_COS = paper_refs.negative(_ARCH4, "at every block")
 #: The shared model the Appendix D page draws (its per-block results are stored for every profile).
-_UBN = ("resnet110-ubn",)
+_NAIVE = scorecard.APPENDIX_D  # the naively shared ResNet-110
 #: The sharing figures run over epochs or over depth, and their norms over orders of magnitude.
 _SHARING_AXES = dict(xlabels={"activation norm at initialisation": "hidden state (0 = stem output)"},
                      logy=("activation norm at initialisation", "gradient-norm ratio r"))
@@ -228,17 +227,15 @@ PAGES: dict[str, Page] = {
     "table1": Page("notebooks/table1", (
         Figure("1", "Train and test error (%) of ordinary and UBN-shared ResNets beside the paper's, and their "
                "parameter counts.", claim="table1"),), part="sharing"),
-    # Appendix D's claim reads the naively shared ResNet-110; the figures show the UBN-shared one,
-    # whose per-block results every profile stores.
+    # Appendix D: the naively shared ResNet-110 of Fig. 8, block by block (the paper's Section 4.5).
     "appendix_shared": Page("notebooks/appendix_shared", (
-        Figure("D.1", "Cosine loss per block of the UBN-shared ResNet-110, train and validation; grey band: the paper.",
-               compute=functools.partial(figures.figure4, archs=_UBN),
-               marks=paper_refs.negative(_UBN, "at every block")),
-        Figure("D.2", "The l2 ratio per block of the UBN-shared ResNet-110, train and validation.",
-               compute=functools.partial(figures.figure2, archs=_UBN)),
-        Figure("D.3", "Intermediate accuracy in the last stage of the UBN-shared ResNet-110, per epoch; blue: first "
-               "block, red: last.", compute=functools.partial(figures.figure5, archs=_UBN),
-               spectrum=True)), part="sharing", judges=("shared_cos",)),
+        Figure("D.1", "Cosine loss per block of the naively shared ResNet-110, train and validation; grey band: "
+               "the paper.", claim="shared_cos", marks=paper_refs.negative(_NAIVE, "at every block")),
+        Figure("D.2", "The l2 ratio per block of the naively shared ResNet-110, train and validation.",
+               compute=functools.partial(figures.figure2, archs=_NAIVE)),
+        Figure("D.3", "Intermediate accuracy in the last stage of the naively shared ResNet-110, per epoch; blue: "
+               "first block, red: last.", compute=functools.partial(figures.figure5, archs=_NAIVE),
+               spectrum=True)), part="sharing"),
     "vit": Page("notebooks/vit", (
         Figure("B.1", "ResNet-110 and a ViT through the same probes, per residual step, depth normalised to 0..1: l2 "
                "ratio, cosine, accuracy lost dropping one step, accuracy lost swapping two adjacent steps, and the "

@@ -71,7 +71,7 @@ def test_the_papers_values_are_drawn_where_they_belong():
 
 def test_marks_name_panels_the_figures_have():
     archs = ["single-representation", "avg-pooling", "resnet110", "wide"]
-    panels = {"T.1": archs, "2": archs, "4": archs, "C.2": archs, "C.4": archs, "D.1": ["resnet110-ubn"],
+    panels = {"T.1": archs, "2": archs, "4": archs, "C.2": archs, "C.4": archs, "D.1": ["resnet110-shared"],
               "7": [f"{s} {m}" for s in ("train", "validation") for m in ("loss", "acc", "entropy", "cos", "ratio")]}
     marked = [f for p in registry.PAGES.values() for f in p.figures if f.marks]
     assert sorted(f.label for f in marked) == sorted(panels)
