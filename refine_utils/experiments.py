@@ -59,8 +59,8 @@ ROLES = ("cifar10", "cifar100")
 #: experiments (Fig. 8-9, Table 1, the shared model's appendix), and "beyond" the paper (a vision
 #: transformer beside ResNet-110, ``beyond.py``). A profile may leave a part out.
 PARTS = ("main", "cifar100", "sharing", "beyond")
-#: The order ``pretrain`` trains the parts in: the ViT before the shared-block ResNets, because its
-#: training length is the one estimate of a profile (``CIFAR10_LONG``) that no pilot has measured.
+#: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~9 core-hours)
+#: before the shared-block part's twenty (~18), so an interrupted profile has its chapter sooner.
 TRAIN_ORDER = ("main", "cifar100", "beyond", "sharing")
 
 

@@ -177,7 +177,7 @@ def test_profile_trains_main_part_seed_by_seed_first():
     assert len({s.key for s in specs}) == len(specs)
     vit = [i for i, s in enumerate(specs) if s.arch == "vit"]
     shared = [i for i, s in enumerate(specs) if s.arch.startswith("resnet110-shared")]
-    assert vit and shared and max(vit) < min(shared)  # the unmeasured ViT before the shared-block part
+    assert vit and shared and max(vit) < min(shared)  # the ViT chapter before the longer shared-block part
 
 
 def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
