@@ -681,7 +681,6 @@ def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: 
     """Claim ``c``'s row from the stored results of ``profile``: "not run" (with the reason) where
     the profile omits the part, never stored what the rule needs or the network diverged, "not yet
     run" where results are missing. No row is read from another profile."""
-    name = experiments.PUBLISHED if profile is None else profile
     setting = experiments.setting(profile, device, seeds, part=c.part)
     if setting.standing_in is not None:
         asked, why = setting.standing_in
@@ -691,7 +690,7 @@ def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: 
         try:
             out = _judged(c, c.compute(setting))
         except experiments.MissingResult:
-            reason = UNSTORED.get((c.key, name), "")
+            reason = UNSTORED.get((c.key, setting.profile.name), "")
             out = Row(c.item, c.statement, [], "not run" if reason else "not yet run", reason=reason, key=c.key)
         except experiments.Diverged as e:  # a probe of a network that diverged has nothing to say
             out = Row(c.item, c.statement, [], "not run", reason=str(e), key=c.key)
