@@ -154,12 +154,16 @@ def _examples(setting: Setting) -> int | None:
 
 def training_curves(setting: Setting, role: str = "cifar10", metric: str = "acc",
                     archs=models.FIGURE_ARCHS) -> FigureData:
-    """Train and validation ``metric`` ("acc" or "loss") per epoch, one panel per architecture."""
+    """Train and validation ``metric`` ("acc" or "loss") per epoch, one panel per architecture;
+    where the profile records it (``Profile.train_eval``), also the un-augmented training images
+    in eval mode ("train, un-augmented"): the running "train" values are on augmented batches."""
     if metric not in ("acc", "loss"):
         raise ValueError(f"metric must be 'acc' or 'loss', got {metric!r}")
     c = _Collector(setting, role)
-    panels = {arch: {label: _curves(c, arch, f"{split}_{metric}", diverged_ok=False)
-                     for split, label in SPLITS.items()} for arch in archs}
+    keys = {f"{split}_{metric}": label for split, label in SPLITS.items()}
+    if setting.profile.train_eval:
+        keys[f"train_eval_{metric}"] = "train, un-augmented"
+    panels = {arch: {label: _curves(c, arch, key, diverged_ok=False) for key, label in keys.items()} for arch in archs}
     return FigureData(f"training {metric}", "epoch", "accuracy" if metric == "acc" else "cross-entropy",
                       panels, c.meta())
 

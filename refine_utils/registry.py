@@ -11,6 +11,7 @@ is judged on exactly what it shows.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -84,11 +85,67 @@ def _zero(d: FigureData) -> dict:
 
 
 def _glue_training(d: FigureData) -> dict:
-    out = {}
-    for arch, curves in d.panels.items():
-        out[f"training_{arch}_val_acc"] = float(curves["validation"].mean[-1])
-        out[f"training_{arch}_train_acc"] = float(curves["train"].mean[-1])
-    return out | {"training_paper_resnet110_acc": paper_refs.RESNET110_TEST_ACC}
+    return {f"training_{arch}_val_acc": float(curves["validation"].mean[-1]) for arch, curves in d.panels.items()} | {
+        "training_fit": _fit(d)}
+
+
+_NAMES = {"single-representation": "single representation", "resnet110": "ResNet-110"}
+#: A check's outcome as the end of a prose sentence ("... that the ratio then falls with depth holds").
+_SAYS = {"holds": "holds", "fails": "fails", "within noise": "is within noise",
+         "not run": "was not run"}
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _said(row: scorecard.Row, test: str) -> str:
+    """How the checks of ``row`` whose condition contains ``test`` came out, in words a sentence of
+    the prose ends with, so that the prose reads true at every profile: "holds", "holds for every
+    network", "holds for wide and fails for ResNet-110 and avg-pooling", "fails at scales 0.5 and
+    0.75 and holds at scale 0.25"."""
+    named = [(c, *re.match(r"(?:([\w-]+): )?(.*)", c.text).groups()) for c in row.checks if c.outcome in _SAYS]
+    checks = [(c, c.group.removeprefix("scale ") if c.group else _NAMES.get(who, who))  # a scale or a network
+              for c, who, condition in named if condition.startswith(test)]
+    if not checks:
+        raise KeyError(f"no check of claim {row.key!r} tests {test!r}")
+    if len(checks) > 1 and any(who is None for _, who in checks):
+        raise ValueError(f"claim {row.key!r}: {test!r} starts several checks that name no network or scale")
+    by: dict[str, list[str]] = {}
+    for c, who in checks:
+        by.setdefault(c.outcome, []).append(who)
+    scales = bool(checks[0][0].group)
+    if len(by) == 1:
+        outcome, = by
+        return _SAYS[outcome] + ("" if len(checks) == 1 else " at every scale" if scales else " for every network")
+    where = (lambda w: f"at scale{'s' * (len(w) > 1)} {_join(w)}") if scales else (lambda w: f"for {_join(w)}")
+    return _join([f"{_SAYS[o]} {where(w)}" for o, w in by.items()])
+
+
+def _glues(*fns: Callable[[FigureData], dict]) -> Callable[[FigureData], dict]:
+    return lambda d: {name: value for fn in fns for name, value in fn(d).items()}
+
+
+def _reads(claim: str, **tests: str) -> Callable[[FigureData], dict]:
+    """Glue ``{name: _said(row, test)}`` for the checks of claim ``claim`` whose condition starts
+    with ``test`` (after the network's name), measured on a figure's data."""
+    return lambda d: {name: _said(scorecard.check(claim, d), test) for name, test in tests.items()}
+
+
+def _fit(d: FigureData) -> str:
+    """How far the networks got, in one sentence the pages quote wherever a verdict may hinge on it:
+    their scale, their final accuracies, and the paper's ResNet-110 beside them."""
+    widths = sorted({w for w, _ in d.meta["archs"].values()})
+    epochs = sorted({e for _, e in d.meta["archs"].values()})
+    span = lambda v, f: f"{v[0]:{f}}" if len(v) == 1 else f"{v[0]:{f}}–{v[-1]:{f}}"
+    last = lambda label: _join([f"{c[label].mean[-1]:.2f} ({_NAMES.get(a, a)})" for a, c in d.panels.items()])
+    seen = (f", and {last('train, un-augmented')} on their un-augmented training images"
+            if all("train, un-augmented" in c for c in d.panels.values()) else
+            f", with running training accuracies of {span(sorted(c['train'].mean[-1] for c in d.panels.values()), '.2f')} "
+            "(on augmented batches)")
+    return (f"the networks of profile {d.meta['profile']}, at {span(widths, 'g')} times the paper's widths and trained "
+            f"{span(epochs, 'd')} epochs, reach validation accuracies of {last('validation')}{seen}; the paper's "
+            f"full-scale ResNet-110 reaches {paper_refs.RESNET110_TEST_ACC:.3f} test accuracy")
 
 
 def _glue_fig2(d: FigureData) -> dict:
@@ -127,19 +184,26 @@ def _glue_fig6(d: FigureData) -> dict:
 
 def _glue_fig7(d: FigureData) -> dict:
     return {"fig7_cos_first": float(d.panels["validation cos"]["scale 1"].mean[0]),
-            "fig7_train_loss_before": float(d.panels["train loss"]["all, scale 1"].mean[0])}
+            "fig7_train_loss_before": float(d.panels["train loss"]["all, scale 1"].mean[0]),
+            "fig7_paper_train_loss": paper.UNROLL_TRAIN_LOSS[0]}
 
 
 def _glue_fig8(d: FigureData) -> dict:
     acc, r = d.panels["accuracy"], d.extra["init_ratio"]
     return {"fig8_shared_acc": float(acc["resnet110-shared validation"].mean[-1]),
             "fig8_r32_acc": float(acc["resnet32 validation"].mean[-1]),
-            "fig8_shared_r": float(r["resnet110-shared"].mean[0]), "fig8_r32_r": float(r["resnet32"].mean[0])}
+            "fig8_shared_r": float(r["resnet110-shared"].mean[0]), "fig8_r32_r": float(r["resnet32"].mean[0]),
+            "fig8_seeds": _seeds(d)}
 
 
 def _glue_fig9(d: FigureData) -> dict:
     final = [float(s.mean[-1]) for s in d.panels["validation accuracy"].values()]
-    return {"fig9_naive_acc": final[0], "fig9_fixed_acc": final[-1]}
+    return {"fig9_naive_acc": final[0], "fig9_fixed_acc": final[-1], "fig9_seeds": _seeds(d)}
+
+
+def _seeds(d: FigureData) -> str:
+    n = d.meta["seeds"]
+    return f"{n} seed{'s' * (n > 1)}"
 
 
 def _glue_epochs(d: FigureData) -> dict:
@@ -174,25 +238,38 @@ PAGES: dict[str, Page] = {
                compute=functools.partial(figures.training_curves, metric="loss")))),
     "taylor": Page("notebooks/taylor", (
         Figure("3.1", "Per block, the measured loss change (with the block minus without it) and its first-order "
-               "prediction F(h)·dL/dh, one panel per architecture.", claim="taylor"),)),
+               "prediction F(h)·dL/dh, one panel per architecture.", claim="taylor",
+               glue=_reads("taylor", taylor_sign="upper-half blocks where the first-order term",
+                           taylor_error="upper half, Σ", taylor_lower="that relative error, lower half")),)),
     "fig2": Page("notebooks/fig2_l2_ratio", (
         Figure("2", "The l2 ratio of every residual block, train and validation, one panel per architecture; black "
-               "stars: the paper's first-block ratio.", claim="fig2", marks=_FIRST_RATIO, glue=_glue_fig2),)),
+               "stars: the paper's first-block ratio.", claim="fig2", marks=_FIRST_RATIO,
+               glue=_glues(_glue_fig2, _reads("fig2", fig2_first="first block's l2 ratio", fig2_drop="rank correlation",
+                                              fig2_flat="peak above median", fig2_overlap="largest mean |train"))),)),
     "fig3": Page("notebooks/fig3_drop_one", (
         Figure("3", "Validation accuracy with one block removed, per block, one panel per architecture; dotted: the "
-               "unmodified network.", claim="fig3", hlines=_whole_network, glue=_glue_fig3),)),
+               "unmodified network.", claim="fig3", hlines=_whole_network,
+               glue=_glues(_glue_fig3, _reads("fig3", fig3_first="share of above-chance accuracy lost dropping block 1",
+                                              fig3_upper="median share lost", fig3_none="largest share"))),)),
     "fig4": Page("notebooks/fig4_cosine", (
         Figure("4", "Cosine between each block's output F(h) and the loss gradient at its input, train and "
                "validation, one panel per architecture; grey band and star: the paper.", claim="fig4",
                marks=_NEGATIVE_COS + (Mark("resnet110", paper.LAST_BLOCK_COSINE, _LAST_COS, ("last",)),),
-               hlines=_zero, glue=_glue_fig4),)),
+               hlines=_zero,
+               glue=_glues(_glue_fig4, _reads("fig4", fig4_every="share of blocks with validation cosine negative",
+                                              fig4_upper="upper-half mean cosine", fig4_deep="most negative cosine"))),)),
     "fig5": Page("notebooks/fig5_intermediate", (
         Figure("5", "Validation accuracy of the final classifier read after each block of the last stage, per "
                "epoch, one panel per architecture; blue: first block, red: last.", claim="fig5", spectrum=True,
-               glue=_glue_fig5),)),
+               glue=_glues(_glue_fig5, _reads("fig5", fig5_rise="accuracy after the last block",
+                                              fig5_gradual="largest block-to-block gain"))),)),
     "fig6": Page("notebooks/fig6_borderline", (
         Figure("6", "Loss, accuracy and entropy of the borderline, correct and all groups over the last hidden "
-               "states of ResNet-110, train (left) and validation (right).", claim="fig6", glue=_glue_fig6),)),
+               "states of ResNet-110, train (left) and validation (right).", claim="fig6",
+               glue=_glues(_glue_fig6, _reads("fig6", fig6_gain="validation accuracy gained", fig6_entropy="largest change of validation entropy",
+                                              fig6_more="borderline accuracy gain", fig6_loss="|change of borderline",
+                                              fig6_train="largest block-to-block change of the train loss",
+                                              fig6_rise="validation loss, output", fig6_cos="|last block's"))),)),
     "fig7": Page("notebooks/fig7_unroll", (
         Figure("7", "Loss, accuracy, entropy, cosine and l2 ratio as the last block of ResNet-110 is applied extra "
                "times, plain and scaled, train (left) and validation (right); black: the paper.", claim="fig7",
@@ -201,7 +278,9 @@ PAGES: dict[str, Page] = {
                            (0, paper.UNROLL_STEPS)))
                + tuple(m for s in _SPLITS for m in paper_refs.negative([f"{s} cos"], "at every scaled step")
                        + (Mark(f"{s} cos", paper.LAST_BLOCK_COSINE, _LAST_COS, (0,)),)),
-               glue=_glue_fig7),)),
+               glue=_glues(_glue_fig7, _reads("fig7", fig7_plain="no scaling", fig7_train="train loss",
+                                              fig7_border="borderline validation accuracy", fig7_acc="validation accuracy",
+                                              fig7_loss="validation loss", fig7_cos="largest validation cosine of the scaled"))),)),
     "appendix_epochs": Page("notebooks/appendix_epochs", (
         Figure("A.1", "Cosine loss of every block per epoch, one panel per architecture; blue: first block, red: last.",
                compute=functools.partial(figures.per_epoch, quantity="cos"), spectrum=True, glue=_glue_epochs),
@@ -219,14 +298,25 @@ PAGES: dict[str, Page] = {
     "fig8": Page("notebooks/fig8_sharing", (
         Figure("8", "Naively shared ResNet-110 against ordinary ResNets: accuracy during training, the gradient-norm "
                "ratio r during training, and the activation norm along depth at initialisation.", claim="fig8",
-               axes=_SHARING_AXES, glue=_glue_fig8),), part="sharing"),
+               axes=_SHARING_AXES,
+               glue=_glues(_glue_fig8, _reads("fig8", fig8_below="final validation accuracy",
+                                              fig8_r_init="gradient-norm ratio r at init, naive shared / resnet32",
+                                              fig8_r_train="r averaged over training, naive shared / resnet32",
+                                              fig8_act="activation-norm growth over depth at init, naive shared / resnet32"))),),
+         part="sharing"),
     "fig9": Page("notebooks/fig9_ablation", (
         Figure("9", "The sharing ablation, one change at a time: validation and train accuracy during training and "
                "the activation norm along depth at initialisation.", claim="fig9", axes=_SHARING_AXES,
-               glue=_glue_fig9),), part="sharing"),
+               glue=_glues(_glue_fig9, _reads("fig9", fig9_stats="final validation accuracy, '+ per-step BN statistics'",
+                                              fig9_gamma="final validation accuracy, '+ γ",
+                                              fig9_ubn="final validation accuracy, '+ per-step γ/β",
+                                              fig9_most="gain from per-step BN statistics",
+                                              fig9_calm="smallest activation-norm growth"))),), part="sharing"),
     "table1": Page("notebooks/table1", (
         Figure("1", "Train and test error (%) of ordinary and UBN-shared ResNets beside the paper's, and their "
-               "parameter counts.", claim="table1"),), part="sharing"),
+               "parameter counts.", claim="table1",
+               glue=_reads("table1", table1_ubn="CIFAR-10 test error %, ResNet-110-UBN",
+                           table1_deep="CIFAR-10 test error %, ResNet-110 -")),), part="sharing"),
     # Appendix D: the naively shared ResNet-110 of Fig. 8, block by block (the paper's Section 4.5).
     "appendix_shared": Page("notebooks/appendix_shared", (
         Figure("D.1", "Cosine loss per block of the naively shared ResNet-110, train and validation; grey band: "

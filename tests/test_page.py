@@ -155,3 +155,40 @@ def test_checks_show_the_seed_spread_and_unjudged_rows_their_reason():
     assert "rf-spread" in html and "seeds 1.2, 1.4, 1.3" in html
     row = scorecard.Row("Appendix D", "claim", [], "not run", reason="its probe was not stored", key="shared_cos")
     assert "its probe was not stored" in conditions([row]).data
+
+
+def _row(*checks: Check) -> Row:
+    return Row("Fig. X", "the paper's claim", list(checks), "partly", key="figx")
+
+
+def test_the_prose_reads_each_tests_outcome_per_network_or_scale():
+    row = _row(Check("resnet110: first block's ratio (> 1)", 1.5, True),
+               Check("wide: first block's ratio (> 1)", 0.5, False),
+               Check("single-representation: first block's ratio (> 1)", 1.0, False, "within noise"),
+               Check("peak above median (< 0)", -1.0, True),
+               Check("train loss, after - before (< 0)", -1, True, group="scale 0.25"),
+               Check("train loss, after - before (< 0)", 1, False, group="scale 0.5"),
+               Check("train loss, after - before (< 0)", 1, False, group="scale 0.75"))
+    assert registry._said(row, "first block's ratio") == \
+        "holds for ResNet-110, fails for wide and is within noise for single representation"
+    assert registry._said(row, "peak above") == "holds"
+    assert registry._said(row, "train loss") == "holds at scale 0.25 and fails at scales 0.5 and 0.75"
+    same = _row(Check("a: x (> 0)", 1, True), Check("b: x (> 0)", 2, True))
+    assert registry._said(same, "x") == "holds for every network"
+    with pytest.raises(KeyError, match="figx"):
+        registry._said(row, "no such test")
+    with pytest.raises(ValueError, match="name no network"):  # two unnamed checks cannot be told apart
+        registry._said(_row(Check("gain, 'a' - 'b' (> 0)", 1, True), Check("gain, 'b' - 'c' (> 0)", 1, True)), "gain")
+
+
+def test_the_fit_sentence_names_the_scale_and_the_un_augmented_accuracy_where_recorded():
+    curves = lambda *labels: {label: Series([1, 2], [[0.1, v], [0.1, v]]) for label, v in labels}
+    meta = dict(META, profile="p", archs={"resnet110": (0.5, 40), "wide": (0.1, 50)})
+    running = FigureData("t", "epoch", "acc", {"resnet110": curves(("train", 0.5), ("validation", 0.4)),
+                                               "wide": curves(("train", 0.6), ("validation", 0.55))}, meta)
+    text = registry._fit(running)
+    assert text.startswith("the networks of profile p, at 0.1–0.5 times the paper's widths and trained 40–50 epochs")
+    assert "validation accuracies of 0.40 (ResNet-110) and 0.55 (wide)" in text and "running training accuracies of 0.50–0.60 (on augmented batches)" in text
+    seen = FigureData("t", "epoch", "acc", {a: c | curves(("train, un-augmented", 0.9)) for a, c in running.panels.items()},
+                      meta)
+    assert "0.90 (ResNet-110) and 0.90 (wide) on their un-augmented training images" in registry._fit(seen)
