@@ -263,7 +263,7 @@ def glue(data: FigureData) -> dict:
     droppable threshold, how well each network fits, and every question's answer and findings."""
     vit = models.ViTConfig()
     out = {"beyond_patch": vit.patch,
-           "beyond_tokens": models.build("vit", width=0.01).stem.pos.shape[1],  # tokens per image
+           "beyond_tokens": vit.tokens,
            "beyond_vit_blocks": vit.depth, "beyond_vit_steps": len(kinds("vit")),
            "beyond_resnet_steps": len(kinds("resnet110")), "beyond_small": SMALL}
     out |= {f"beyond_fit_{name}": fit_text(data, name) for name in ARCHS.values()}

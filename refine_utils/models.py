@@ -164,6 +164,9 @@ class ResidualNet(nn.Module):
 # ----------------------------------------------------------------------------- sharing
 
 
+#: Image side in pixels: CIFAR's (the digits of ``smoke`` are resized to it).
+IMAGE_SIZE = 32
+
 @dataclass(frozen=True)
 class Sharing:
     """How blocks ``first..`` of every stage reuse the convolutions of block ``first`` (0-based).
@@ -298,11 +301,16 @@ class ViTConfig:
     mlp_ratio: int = 4
     patch: int = 4
 
+    @property
+    def tokens(self) -> int:
+        """Tokens per image (one per patch of a 32x32 image)."""
+        return (IMAGE_SIZE // self.patch) ** 2
+
 
 class PatchEmbed(nn.Module):
     """The ViT's stem: non-overlapping patches, linearly embedded, plus a learned position embedding."""
 
-    def __init__(self, dim: int, patch: int, size: int = 32, in_channels: int = 3):
+    def __init__(self, dim: int, patch: int, size: int = IMAGE_SIZE, in_channels: int = 3):
         super().__init__()
         self.proj = nn.Conv2d(in_channels, dim, patch, stride=patch, bias=True)  # one linear map per patch
         self.pos = nn.Parameter(torch.zeros(1, (size // patch) ** 2, dim))
