@@ -58,6 +58,16 @@ def test_figures_state_their_provenance(site):
     assert html.count('<figure class="rf-figure"') >= 1 and "Figure 2.</span>" in html
 
 
+def test_glued_sentences_read_as_prose_and_glued_numbers_stand_out(site):
+    """The sentence on how far the networks got is pasted on every page that quotes it, in the body's
+    weight; a glued number or outcome stays bold (myst-nb's pasted-text)."""
+    for doc in ("book/intro", "notebooks/training", "notebooks/fig2_l2_ratio", "notebooks/fig7_unroll"):
+        html = (site / f"{doc}.html").read_text()
+        assert re.search(r'<span class="pasted-text rf-sentence">the networks of profile', html), doc
+    fig2 = (site / "notebooks" / "fig2_l2_ratio.html").read_text()
+    assert re.search(r'<span class="pasted-text">(holds|fails|is within noise)', fig2)  # an outcome, bold
+
+
 def test_the_bibliography_labels_read_as_author_initials(site):
     html = (site / "book" / "references.html").read_text()
     assert ">JAB+18<" in html and "Jastrzk" not in html  # not the LaTeX accent spelled out
