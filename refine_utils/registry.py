@@ -230,11 +230,13 @@ _SHARING_AXES = dict(xlabels={"activation norm at initialisation": "hidden state
 
 PAGES: dict[str, Page] = {
     "training": Page("notebooks/training", (
-        Figure("T.1", "Train and validation accuracy per epoch, one panel per architecture; dashed black: the "
-               "paper's ResNet-110 test accuracy at full scale.",
+        Figure("T.1", "Train and validation accuracy per epoch, one panel per architecture; \"train\" is the running "
+               "accuracy on augmented batches, \"train, un-augmented\" (where the profile records it) the training "
+               "images themselves in eval mode; dashed black: the paper's ResNet-110 test accuracy at full scale.",
                compute=functools.partial(figures.training_curves, metric="acc"), glue=_glue_training,
                marks=(Mark("resnet110", paper_refs.RESNET110_TEST_ACC, "paper: ResNet-110 test accuracy (full scale)"),)),
-        Figure("T.2", "Train and validation cross-entropy per epoch, one panel per architecture.",
+        Figure("T.2", "Train and validation cross-entropy per epoch, one panel per architecture, the same curves "
+               "as Figure T.1.",
                compute=functools.partial(figures.training_curves, metric="loss")))),
     "taylor": Page("notebooks/taylor", (
         Figure("3.1", "Per block, the measured loss change (with the block minus without it) and its first-order "
