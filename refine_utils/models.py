@@ -161,11 +161,12 @@ class ResidualNet(nn.Module):
         return self.head(self.run(self.stem(x)))
 
 
-# ----------------------------------------------------------------------------- sharing
-
-
 #: Image side in pixels: CIFAR's (the digits of ``smoke`` are resized to it).
 IMAGE_SIZE = 32
+
+
+# ----------------------------------------------------------------------------- sharing
+
 
 @dataclass(frozen=True)
 class Sharing:

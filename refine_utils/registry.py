@@ -100,8 +100,8 @@ def _join(words: list[str]) -> str:
 
 
 def _said(row: scorecard.Row, test: str) -> str:
-    """How the checks of ``row`` whose condition contains ``test`` came out, in words a sentence of
-    the prose ends with, so that the prose reads true at every profile: "holds", "holds for every
+    """How the checks of ``row`` whose condition (after the network's name) starts with ``test``
+    came out, in words a sentence of the prose ends with, so that the prose reads true at every profile: "holds", "holds for every
     network", "holds for wide and fails for ResNet-110 and avg-pooling", "fails at scales 0.5 and
     0.75 and holds at scale 0.25"."""
     named = [(c, *re.match(r"(?:([\w-]+): )?(.*)", c.text).groups()) for c in row.checks if c.outcome in _SAYS]
@@ -129,7 +129,11 @@ def _glues(*fns: Callable[[FigureData], dict]) -> Callable[[FigureData], dict]:
 def _reads(claim: str, **tests: str) -> Callable[[FigureData], dict]:
     """Glue ``{name: _said(row, test)}`` for the checks of claim ``claim`` whose condition starts
     with ``test`` (after the network's name), measured on a figure's data."""
-    return lambda d: {name: _said(scorecard.check(claim, d), test) for name, test in tests.items()}
+    def glue(d: FigureData) -> dict:
+        row = scorecard.check(claim, d)  # judged once for all of the page's sentences
+        return {name: _said(row, test) for name, test in tests.items()}
+
+    return glue
 
 
 def _fit(d: FigureData) -> str:
