@@ -23,7 +23,8 @@ Conventions, the same in every probe:
   step ``P_i(h_i) -> P_i(h_i) + F_i(h_i)``, so ``cos = cos(F_i(h_i), dL/du_i)`` (``dL/du_i`` is
   the gradient with respect to ``P_i(h_i)``) and ``ratio = |F_i(h_i)| / |P_i(h_i)|``. Every result
   carries ``identity`` (one bool per block) so plots can mark them; drop-one leaves them out.
-- A cosine is 0 where one of its vectors is exactly zero. Norms are per example, over the
+- A cosine is 0 where one of its vectors is exactly zero, and lies in [-1, 1] however large or
+  small the vectors are (``_cos`` rescales each by a power of two first). Norms are per example, over the
   flattened hidden state (a feature map, or the ViT's tokens); means and standard deviations
   are over the examples of a split (population standard deviation).
 - Whole-split helpers read the first ``max_examples`` examples of ``data.train`` or
@@ -235,9 +236,23 @@ def _dots(a: Tensor, b: Tensor) -> Tensor:
     return (_flat(a) * _flat(b)).sum(1)  # (B,)
 
 
+def _binary_scaled(t: Tensor) -> Tensor:
+    """Each example scaled by a power of two so its largest entry lies in [0.5, 1): (B, ...) -> (B, D).
+
+    Exact in floating point, so a cosine of scaled vectors is bitwise the cosine of the originals
+    wherever those stay in float32's range; it keeps squares and products out of underflow when
+    a gradient is tiny (a saturated softmax: entries near 1e-25 square to 0 in float32, the norm
+    reads 0 while the dot product does not, and the cosine read 1e16 on unrolled states)."""
+    t = _flat(t)
+    exponent = torch.frexp(t.abs().amax(1, keepdim=True)).exponent  # (B, 1); 0 for a zero vector
+    return (t.double() * torch.exp2(-exponent.double())).float()  # float64: 2**-e overflows float32 for denormals
+
+
 def _cos(a: Tensor, b: Tensor) -> Tensor:
-    """Per-example cosine in float32, 0 where either vector is zero: (B, ...), (B, ...) -> (B,)."""
-    return _dots(a, b) / (_norms(a) * _norms(b)).clamp_min(torch.finfo(torch.float32).tiny)
+    """Per-example cosine in float32, in [-1, 1], 0 where either vector is zero: (B, ...), (B, ...) -> (B,)."""
+    a, b = _binary_scaled(a), _binary_scaled(b)
+    cos = _dots(a, b) / (_norms(a) * _norms(b)).clamp_min(torch.finfo(torch.float32).tiny)
+    return cos.clamp(-1.0, 1.0)
 
 
 def _device(model: nn.Module) -> torch.device:

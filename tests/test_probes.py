@@ -323,6 +323,33 @@ def test_unroll_k0_is_the_plain_forward_and_k1_one_scaled_step(ds):
     assert res.ratio[0] == pytest.approx(split.ratio_mean[-1], rel=1e-5)
 
 
+@pytest.mark.parametrize("magnitude", [1e-40, 1e-30, 1e-25, 1e-20, 1.0, 1e20, 1e25])
+def test_cosine_is_exact_for_tiny_and_huge_vectors(magnitude):
+    """A saturated softmax leaves gradients near 1e-25, whose squares are 0 in float32: the
+    cosine must still be the float64 one, in [-1, 1], and equal the plain formula where that is exact."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 8, 5, 5, generator=g), torch.randn(4, 8, 5, 5, generator=g)
+    b[0] = -a[0]  # exactly opposite: -1, not -1 - eps
+    b[1] = 0.0  # a zero vector: 0
+    b = b * magnitude
+    cos = probes._cos(a, b)
+    expected = torch.cosine_similarity(a.double().flatten(1), b.double().flatten(1), dim=1, eps=1e-300)
+    assert torch.allclose(cos.double(), expected, atol=1e-6) and cos.abs().max() <= 1
+    assert cos[0] == -1 and cos[1] == 0
+    if magnitude == 1.0:  # ordinary vectors: bitwise the unscaled formula
+        plain = probes._dots(a, b) / (probes._norms(a) * probes._norms(b)).clamp_min(torch.finfo(torch.float32).tiny)
+        assert torch.equal(cos[2:], plain[2:])
+
+
+@pytest.mark.parametrize("confidence", [50.0, 80.0])
+def test_unroll_cosine_stays_a_cosine_when_the_softmax_saturates(confidence, ds):
+    """Logit margins of 50-80: the wrong classes' probabilities, and so the gradients at the
+    unrolled states, fall near 1e-25, where a float32 norm of them underflows to 0."""
+    model = fitted(tiny(TINY["resnet20"], seed=1), ds, confidence=confidence)
+    res = probes.unroll(model, ds, "test", steps=6, scale=1.0, batch_size=50, max_examples=100)
+    assert all(-1 <= c <= 1 for c in res.cos), res.cos
+
+
 def test_unroll_rejects_bad_settings(ds):
     model = tiny(TINY["resnet20"])
     with pytest.raises(ValueError, match="scale"):
