@@ -288,8 +288,7 @@ def tally(rows) -> str:
     counts = {}
     for r in sorted(rows, key=lambda r: order.index(r.verdict) if r.verdict in order else len(order)):
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    parts = [f"{n} {BADGES.get(v, v)}" for v, n in counts.items()]
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return registry.in_words([f"{n} {BADGES.get(v, v)}" for v, n in counts.items()])
 
 
 def gpu_costs() -> Markdown:

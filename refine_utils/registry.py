@@ -95,7 +95,8 @@ _SAYS = {"holds": "holds", "fails": "fails", "within noise": "is within noise",
          "not run": "was not run"}
 
 
-def _join(words: list[str]) -> str:
+def in_words(words: list[str]) -> str:
+    """``["a", "b", "c"]`` as "a, b and c"."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
@@ -118,8 +119,8 @@ def _said(row: scorecard.Row, test: str) -> str:
     if len(by) == 1:
         outcome, = by
         return _SAYS[outcome] + ("" if len(checks) == 1 else " at every scale" if scales else " for every network")
-    where = (lambda w: f"at scale{'s' * (len(w) > 1)} {_join(w)}") if scales else (lambda w: f"for {_join(w)}")
-    return _join([f"{_SAYS[o]} {where(w)}" for o, w in by.items()])
+    where = (lambda w: f"at scale{'s' * (len(w) > 1)} {in_words(w)}") if scales else (lambda w: f"for {in_words(w)}")
+    return in_words([f"{_SAYS[o]} {where(w)}" for o, w in by.items()])
 
 
 def _glues(*fns: Callable[[FigureData], dict]) -> Callable[[FigureData], dict]:
@@ -142,7 +143,7 @@ def _fit(d: FigureData) -> str:
     widths = sorted({w for w, _ in d.meta["archs"].values()})
     epochs = sorted({e for _, e in d.meta["archs"].values()})
     span = lambda v, f: f"{v[0]:{f}}" if len(v) == 1 else f"{v[0]:{f}}–{v[-1]:{f}}"
-    last = lambda label: _join([f"{c[label].mean[-1]:.2f} ({_NAMES.get(a, a)})" for a, c in d.panels.items()])
+    last = lambda label: in_words([f"{c[label].mean[-1]:.2f} ({_NAMES.get(a, a)})" for a, c in d.panels.items()])
     seen = (f", and {last('train, un-augmented')} on their un-augmented training images"
             if all("train, un-augmented" in c for c in d.panels.values()) else
             f", with running training accuracies of {span(sorted(c['train'].mean[-1] for c in d.panels.values()), '.2f')} "
