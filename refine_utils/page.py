@@ -42,6 +42,7 @@ def show(key: str, profile: str | None = None, device: str | None = None, seeds:
                       if isinstance(data[f.label], Unstored) else scorecard.check(f.claim, data[f.label]))
             for f in pg.figures if f.claim}
     glued = {name: value for f in pg.figures if f.glue for name, value in f.glue(data[f.label]).items()}
+    glued |= {name: registry.said(rows[f.claim], test) for f in pg.figures for name, test in f.says.items()}
     for name, value in glued.items():
         glue(name, value, display=False)
     return Shown(pg, setting, data, rows, glued)

@@ -37,6 +37,8 @@ class Figure:
         axes: per-panel axis options of ``plots.draw`` (``logy``: panels on a log scale,
             ``xlabels``: a panel's own x label).
         glue: ``data -> {name: value}``, the numbers the page's prose quotes.
+        says: ``{name: test}``: sentences of the prose that end with how the checks of ``claim``
+            whose condition starts with ``test`` came out (``said``), glued from the page's verdict.
     """
 
     label: str
@@ -48,10 +50,13 @@ class Figure:
     spectrum: bool = False
     axes: dict = field(default_factory=dict)
     glue: Callable[[FigureData], dict] | None = None
+    says: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if (self.claim is None) == (self.compute is None):
             raise ValueError(f"figure {self.label}: give exactly one of claim= or compute=")
+        if self.says and self.claim is None:
+            raise ValueError(f"figure {self.label}: says= reads a claim's checks; give claim=")
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def in_words(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def _said(row: scorecard.Row, test: str) -> str:
+def said(row: scorecard.Row, test: str) -> str:
     """How the checks of ``row`` whose condition (after the network's name) starts with ``test``
     came out, in words a sentence of the prose ends with, so that the prose reads true at every profile: "holds", "holds for every
     network", "holds for wide and fails for ResNet-110 and avg-pooling", "fails at scales 0.5 and
@@ -121,20 +126,6 @@ def _said(row: scorecard.Row, test: str) -> str:
         return _SAYS[outcome] + ("" if len(checks) == 1 else " at every scale" if scales else " for every network")
     where = (lambda w: f"at scale{'s' * (len(w) > 1)} {in_words(w)}") if scales else (lambda w: f"for {in_words(w)}")
     return in_words([f"{_SAYS[o]} {where(w)}" for o, w in by.items()])
-
-
-def _glues(*fns: Callable[[FigureData], dict]) -> Callable[[FigureData], dict]:
-    return lambda d: {name: value for fn in fns for name, value in fn(d).items()}
-
-
-def _reads(claim: str, **tests: str) -> Callable[[FigureData], dict]:
-    """Glue ``{name: _said(row, test)}`` for the checks of claim ``claim`` whose condition starts
-    with ``test`` (after the network's name), measured on a figure's data."""
-    def glue(d: FigureData) -> dict:
-        row = scorecard.check(claim, d)  # judged once for all of the page's sentences
-        return {name: _said(row, test) for name, test in tests.items()}
-
-    return glue
 
 
 def _fit(d: FigureData) -> str:
@@ -246,37 +237,37 @@ PAGES: dict[str, Page] = {
     "taylor": Page("notebooks/taylor", (
         Figure("3.1", "Per block, the measured loss change (with the block minus without it) and its first-order "
                "prediction F(h)·dL/dh, one panel per architecture.", claim="taylor",
-               glue=_reads("taylor", taylor_sign="upper-half blocks where the first-order term",
-                           taylor_error="upper half, Σ", taylor_lower="that relative error, lower half")),)),
+               says=dict(taylor_sign="upper-half blocks where the first-order term",
+                         taylor_error="upper half, Σ", taylor_lower="that relative error, lower half")),)),
     "fig2": Page("notebooks/fig2_l2_ratio", (
         Figure("2", "The l2 ratio of every residual block, train and validation, one panel per architecture; black "
                "stars: the paper's first-block ratio.", claim="fig2", marks=_FIRST_RATIO,
-               glue=_glues(_glue_fig2, _reads("fig2", fig2_first="first block's l2 ratio", fig2_drop="rank correlation",
-                                              fig2_flat="peak above median", fig2_overlap="largest mean |train"))),)),
+               glue=_glue_fig2, says=dict(fig2_first="first block's l2 ratio", fig2_drop="rank correlation",
+                                          fig2_flat="peak above median", fig2_overlap="largest mean |train")),)),
     "fig3": Page("notebooks/fig3_drop_one", (
         Figure("3", "Validation accuracy with one block removed, per block, one panel per architecture; dotted: the "
                "unmodified network.", claim="fig3", hlines=_whole_network,
-               glue=_glues(_glue_fig3, _reads("fig3", fig3_first="share of above-chance accuracy lost dropping block 1",
-                                              fig3_upper="median share lost", fig3_none="largest share"))),)),
+               glue=_glue_fig3, says=dict(fig3_first="share of above-chance accuracy lost dropping block 1",
+                                          fig3_upper="median share lost", fig3_none="largest share")),)),
     "fig4": Page("notebooks/fig4_cosine", (
         Figure("4", "Cosine between each block's output F(h) and the loss gradient at its input, train and "
                "validation, one panel per architecture; grey band and star: the paper.", claim="fig4",
                marks=_NEGATIVE_COS + (Mark("resnet110", paper.LAST_BLOCK_COSINE, _LAST_COS, ("last",)),),
                hlines=_zero,
-               glue=_glues(_glue_fig4, _reads("fig4", fig4_every="share of blocks with validation cosine negative",
-                                              fig4_upper="upper-half mean cosine", fig4_deep="most negative cosine"))),)),
+               glue=_glue_fig4, says=dict(fig4_every="share of blocks with validation cosine negative",
+                                          fig4_upper="upper-half mean cosine", fig4_deep="most negative cosine")),)),
     "fig5": Page("notebooks/fig5_intermediate", (
         Figure("5", "Validation accuracy of the final classifier read after each block of the last stage, per "
                "epoch, one panel per architecture; blue: first block, red: last.", claim="fig5", spectrum=True,
-               glue=_glues(_glue_fig5, _reads("fig5", fig5_rise="accuracy after the last block",
-                                              fig5_gradual="largest block-to-block gain"))),)),
+               glue=_glue_fig5, says=dict(fig5_rise="accuracy after the last block",
+                                          fig5_gradual="largest block-to-block gain")),)),
     "fig6": Page("notebooks/fig6_borderline", (
         Figure("6", "Loss, accuracy and entropy of the borderline, correct and all groups over the last hidden "
                "states of ResNet-110, train (left) and validation (right).", claim="fig6",
-               glue=_glues(_glue_fig6, _reads("fig6", fig6_gain="validation accuracy gained", fig6_entropy="largest change of validation entropy",
-                                              fig6_more="borderline accuracy gain", fig6_loss="|change of borderline",
-                                              fig6_train="largest block-to-block change of the train loss",
-                                              fig6_rise="validation loss, output", fig6_cos="|last block's"))),)),
+               glue=_glue_fig6, says=dict(fig6_gain="validation accuracy gained", fig6_entropy="largest change of validation entropy",
+                                          fig6_more="borderline accuracy gain", fig6_loss="|change of borderline",
+                                          fig6_train="largest block-to-block change of the train loss",
+                                          fig6_rise="validation loss, output", fig6_cos="|last block's")),)),
     "fig7": Page("notebooks/fig7_unroll", (
         Figure("7", "Loss, accuracy, entropy, cosine and l2 ratio as the last block of ResNet-110 is applied extra "
                "times, plain and scaled, train (left) and validation (right); black: the paper.", claim="fig7",
@@ -285,9 +276,9 @@ PAGES: dict[str, Page] = {
                            (0, paper.UNROLL_STEPS)))
                + tuple(m for s in _SPLITS for m in paper_refs.negative([f"{s} cos"], "at every scaled step")
                        + (Mark(f"{s} cos", paper.LAST_BLOCK_COSINE, _LAST_COS, (0,)),)),
-               glue=_glues(_glue_fig7, _reads("fig7", fig7_plain="no scaling", fig7_train="train loss",
-                                              fig7_border="borderline validation accuracy", fig7_acc="validation accuracy",
-                                              fig7_loss="validation loss", fig7_cos="largest validation cosine of the scaled"))),)),
+               glue=_glue_fig7, says=dict(fig7_plain="no scaling", fig7_train="train loss",
+                                          fig7_border="borderline validation accuracy", fig7_acc="validation accuracy",
+                                          fig7_loss="validation loss", fig7_cos="largest validation cosine of the scaled")),)),
     "appendix_epochs": Page("notebooks/appendix_epochs", (
         Figure("A.1", "Cosine loss of every block per epoch, one panel per architecture; blue: first block, red: last.",
                compute=functools.partial(figures.per_epoch, quantity="cos"), spectrum=True, glue=_glue_epochs),
@@ -306,24 +297,24 @@ PAGES: dict[str, Page] = {
         Figure("8", "Naively shared ResNet-110 against ordinary ResNets: accuracy during training, the gradient-norm "
                "ratio r during training, and the activation norm along depth at initialisation.", claim="fig8",
                axes=_SHARING_AXES,
-               glue=_glues(_glue_fig8, _reads("fig8", fig8_below="final validation accuracy",
-                                              fig8_r_init="gradient-norm ratio r at init, naive shared / resnet32",
-                                              fig8_r_train="r averaged over training, naive shared / resnet32",
-                                              fig8_act="activation-norm growth over depth at init, naive shared / resnet32"))),),
+               glue=_glue_fig8, says=dict(fig8_below="final validation accuracy",
+                                          fig8_r_init="gradient-norm ratio r at init, naive shared / resnet32",
+                                          fig8_r_train="r averaged over training, naive shared / resnet32",
+                                          fig8_act="activation-norm growth over depth at init, naive shared / resnet32")),),
          part="sharing"),
     "fig9": Page("notebooks/fig9_ablation", (
         Figure("9", "The sharing ablation, one change at a time: validation and train accuracy during training and "
                "the activation norm along depth at initialisation.", claim="fig9", axes=_SHARING_AXES,
-               glue=_glues(_glue_fig9, _reads("fig9", fig9_stats="final validation accuracy, '+ per-step BN statistics'",
-                                              fig9_gamma="final validation accuracy, '+ γ",
-                                              fig9_ubn="final validation accuracy, '+ per-step γ/β",
-                                              fig9_most="gain from per-step BN statistics",
-                                              fig9_calm="smallest activation-norm growth"))),), part="sharing"),
+               glue=_glue_fig9, says=dict(fig9_stats="final validation accuracy, '+ per-step BN statistics'",
+                                          fig9_gamma="final validation accuracy, '+ γ",
+                                          fig9_ubn="final validation accuracy, '+ per-step γ/β",
+                                          fig9_most="gain from per-step BN statistics",
+                                          fig9_calm="smallest activation-norm growth")),), part="sharing"),
     "table1": Page("notebooks/table1", (
         Figure("1", "Train and test error (%) of ordinary and UBN-shared ResNets beside the paper's, and their "
                "parameter counts.", claim="table1",
-               glue=_reads("table1", table1_ubn="CIFAR-10 test error %, ResNet-110-UBN",
-                           table1_deep="CIFAR-10 test error %, ResNet-110 -")),), part="sharing"),
+               says=dict(table1_ubn="CIFAR-10 test error %, ResNet-110-UBN",
+                         table1_deep="CIFAR-10 test error %, ResNet-110 -")),), part="sharing"),
     # Appendix D: the naively shared ResNet-110 of Fig. 8, block by block (the paper's Section 4.5).
     "appendix_shared": Page("notebooks/appendix_shared", (
         Figure("D.1", "Cosine loss per block of the naively shared ResNet-110, train and validation; grey band: "

@@ -169,16 +169,16 @@ def test_the_prose_reads_each_tests_outcome_per_network_or_scale():
                Check("train loss, after - before (< 0)", -1, True, group="scale 0.25"),
                Check("train loss, after - before (< 0)", 1, False, group="scale 0.5"),
                Check("train loss, after - before (< 0)", 1, False, group="scale 0.75"))
-    assert registry._said(row, "first block's ratio") == \
+    assert registry.said(row, "first block's ratio") == \
         "holds for ResNet-110, fails for wide and is within noise for single representation"
-    assert registry._said(row, "peak above") == "holds"
-    assert registry._said(row, "train loss") == "holds at scale 0.25 and fails at scales 0.5 and 0.75"
+    assert registry.said(row, "peak above") == "holds"
+    assert registry.said(row, "train loss") == "holds at scale 0.25 and fails at scales 0.5 and 0.75"
     same = _row(Check("a: x (> 0)", 1, True), Check("b: x (> 0)", 2, True))
-    assert registry._said(same, "x") == "holds for every network"
+    assert registry.said(same, "x") == "holds for every network"
     with pytest.raises(KeyError, match="figx"):
-        registry._said(row, "no such test")
+        registry.said(row, "no such test")
     with pytest.raises(ValueError, match="name no network"):  # two unnamed checks cannot be told apart
-        registry._said(_row(Check("gain, 'a' - 'b' (> 0)", 1, True), Check("gain, 'b' - 'c' (> 0)", 1, True)), "gain")
+        registry.said(_row(Check("gain, 'a' - 'b' (> 0)", 1, True), Check("gain, 'b' - 'c' (> 0)", 1, True)), "gain")
 
 
 def test_the_fit_sentence_names_the_scale_and_the_un_augmented_accuracy_where_recorded():
