@@ -23,10 +23,17 @@ $(RESULTS_STAMP): $(shell find results refine_utils bench -type f -name '*.json'
 	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build && touch $@
 
+# Sphinx does not notice a changed extension of the book's own (book/_ext): its pages are re-read,
+# and the executed notebooks kept.
+EXT_STAMP := _build/.ext-stamp
+$(EXT_STAMP): $(wildcard book/_ext/*.py)
+	rm -rf _build/.doctrees
+	mkdir -p _build && touch $@
+
 # Executes every notebook against the committed results/ of the published profile (no
 # training: a missing result fails the build naming the command that computes it), with
 # jupyter-cache, and fails on any notebook error (-W).
-book: $(STAMP) $(RESULTS_STAMP)
+book: $(STAMP) $(RESULTS_STAMP) $(EXT_STAMP)
 	REFINE_MISSING_RESULTS=error $(BIN)/jupyter-book build . -W --keep-going
 	@echo ""
 	@echo "The book is built. Open it (it works offline, from disk):"
