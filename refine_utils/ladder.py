@@ -15,6 +15,8 @@ from . import experiments, scorecard
 
 #: The rungs, smallest scale first.
 LADDER = ("smoke", "cifar10-cpu", "cifar10-long", "cifar10-gpu")
+#: The rungs on real CIFAR-10: across them only the scale changes (smoke's digits are another dataset).
+SAME_DATA = ("cifar10-cpu", "cifar10-long", "cifar10-gpu")
 #: Verdicts ordered from farthest to nearest the paper (the two "not run" kinds have no rank).
 RANK = {"not": 0, "within noise": 1, "partly": 2, "reproduced": 3}
 
@@ -50,22 +52,27 @@ def verdict(row: scorecard.Row | None) -> str:
 
 
 def trend(item: str, ladder: list[Rung]) -> str:
-    """One sentence: how the claim's verdict moves from the smallest to the largest rung judged."""
+    """One sentence: how the claim's verdict moves from the smallest to the largest rung judged,
+    read across the real-CIFAR-10 rungs alone where two or more are judged (so that the data stay
+    the same and only the scale changes)."""
     seen = [(r.profile, verdict(r.row(item)), held(r.row(item))) for r in ladder if verdict(r.row(item)) in RANK]
     if not seen:
         return f"{item}: not judged at any rung yet."
     steps = " → ".join(f"{v} at `{p}` ({k}/{n})" for p, v, (k, n) in seen)
     if len(seen) == 1:
         return f"{item}: {steps}; one rung only, so no trend yet."
-    first, last = seen[0], seen[-1]
-    share = [k / n if n else 0.0 for _, _, (k, n) in seen]
-    if RANK[last[1]] > RANK[first[1]] or (RANK[last[1]] == RANK[first[1]] and share[-1] > share[0]):
+    same = [s for s in seen if s[0] in SAME_DATA]
+    ends = same if len(same) >= 2 else seen
+    (_, v0, (k0, n0)), (_, v1, (k1, n1)) = ends[0], ends[-1]
+    share0, share1 = (k0 / n0 if n0 else 0.0), (k1 / n1 if n1 else 0.0)
+    if RANK[v1] > RANK[v0] or (RANK[v1] == RANK[v0] and share1 > share0):
         move = "moves toward the paper with scale"
-    elif RANK[last[1]] < RANK[first[1]] or share[-1] < share[0]:
+    elif RANK[v1] < RANK[v0] or share1 < share0:
         move = "moves away from the paper with scale: not a matter of scale alone"
     else:
         move = "does not move with scale"
-    return f"{item}: {steps}; {move}."
+    where = f" (on the same data, from `{ends[0][0]}` to `{ends[-1][0]}`)" if ends is same and len(same) < len(seen) else ""
+    return f"{item}: {steps}; {move}{where}."
 
 
 def table(ladder: list[Rung]) -> str:

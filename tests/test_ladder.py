@@ -28,6 +28,18 @@ def test_trend_toward_away_and_flat():
     assert "toward" in ladder.trend("X", more)
 
 
+def test_trend_is_read_on_real_cifar_once_two_of_its_rungs_are_judged():
+    """smoke's digits are another dataset: reproduced there, not at cifar10-cpu, partly at
+    cifar10-long is a move toward the paper (cifar10-cpu -> cifar10-long), not away from it."""
+    rungs = [Rung("smoke", [row("X", "reproduced", ["holds", "holds"])]),
+             Rung("cifar10-cpu", [row("X", "not", ["fails", "fails"])]),
+             Rung("cifar10-long", [row("X", "partly", ["holds", "fails"])])]
+    said = ladder.trend("X", rungs)
+    assert "moves toward the paper with scale (on the same data, from `cifar10-cpu` to `cifar10-long`)." in said
+    assert said.startswith("X: reproduced at `smoke` (2/2) → not at `cifar10-cpu` (0/2)")
+    assert "away" in ladder.trend("X", rungs[:2])  # one CIFAR rung: smoke is all there is to compare with
+
+
 def test_rows_not_judged_or_not_run_are_left_out_of_the_trend():
     rungs = [Rung("smoke", [row("Fig. 8", "not yet run", [])]),
              Rung("cifar10-cpu", [row("Fig. 8", "not run", ["not run"])]),
