@@ -64,7 +64,7 @@ def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = e
     experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, parts)
     done = []
     for claim in scorecard.CLAIMS:
-        setting = experiments.setting(profile, part=claim.part)
+        setting = experiments.setting(profile, part=claim.part, pending=True)
         if claim.part in parts and setting.standing_in is None:
             try:
                 claim.compute(setting)

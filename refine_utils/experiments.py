@@ -11,7 +11,8 @@ A ``Profile`` names the specs of the whole book at one scale:
   also stands in for CIFAR-100 (the appendix figures), which every figure caption says.
 - ``cifar10-cpu``: real CIFAR-10 (10k training subset, full test set) at reduced widths, 10
   epochs, 2 seeds: CPU-hours; what the site publishes (``PUBLISHED``). It omits parts of the
-  book (``Profile.omitted``); their pages read ``smoke`` instead and say so.
+  book (``Profile.omitted``); their pages read ``smoke`` instead and say so. A profile still
+  training a part (``Profile.pending``) is published part by part the same way.
 - ``paper``: PAPER.md exactly: full widths, the paper's schedules, CIFAR-10 / CIFAR-100, 4 seeds,
   on CUDA.
 
@@ -199,7 +200,10 @@ class Profile:
         part_epochs: per part of ``PARTS``, the architectures whose epochs differ there from
             ``epochs`` (so that a table compares networks trained equally long).
         omitted: the parts this profile does not run, each with the reason.
-        fallback: the profile whose results stand in for the omitted parts (clearly labelled).
+        pending: the parts it runs whose networks are still training, each with how far they
+            are: a profile is published part by part, and its pages read ``fallback`` meanwhile.
+        fallback: the profile whose results stand in for the omitted and pending parts (clearly
+            labelled; where it lacks the part too, its own fallback stands in).
         precision, schedule_fit, train_eval: the ``RunSpec`` fields of every network it trains.
     """
 
@@ -219,6 +223,7 @@ class Profile:
     part_widths: dict = field(default_factory=dict)
     part_epochs: dict = field(default_factory=dict)
     omitted: dict = field(default_factory=dict)
+    pending: dict = field(default_factory=dict)
     fallback: str | None = None
     precision: str = "float32"
     schedule_fit: str = "proportional"
@@ -375,8 +380,8 @@ def get_profile(name: str) -> Profile:
 class Setting:
     """A notebook's validated parameters: the profile, the device and the seeds to average.
 
-    ``standing_in`` is None, or (the profile asked for, why it does not run this ``part``) when
-    ``profile`` is that profile's fallback."""
+    ``standing_in`` is None, or (the profile asked for, why it cannot show this ``part``: a
+    predicate, "does not run this part (...)") when ``profile`` stands in for it."""
 
     profile: Profile
     device: str
@@ -389,24 +394,28 @@ class Setting:
 
 
 def setting(profile: str | None = None, device: str | None = None, seeds: int | None = None,
-            part: str = "main") -> Setting:
+            part: str = "main", pending: bool = False) -> Setting:
     """Validate a notebook's ``parameters`` cell.
 
     Args:
         profile: a key of ``PROFILES``; None for the published one (``PUBLISHED``).
         device: "cpu", "cuda", or None for the profile's own device.
         seeds: how many seeds (0..seeds-1) to train and average; None for the profile's.
-        part: the part of the book (``PARTS``) the notebook belongs to; a profile that omits it
-            hands over to its ``fallback`` profile, and the setting says so.
+        part: the part of the book (``PARTS``) the notebook belongs to; a profile that omits it,
+            or is still training it, hands over to its ``fallback`` profile, and the setting says so.
+        pending: read a part still training from the profile's own results all the same (what
+            computing them needs), not from its fallback.
     """
     prof = get_profile(PUBLISHED if profile is None else profile)
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}")
     standing_in = None
-    if part in prof.omitted:
+    while part in prof.omitted or (part in prof.pending and not pending):
+        why = (f"does not run this part ({prof.omitted[part]})" if part in prof.omitted
+               else f"is still training this part's networks ({prof.pending[part]})")
         if prof.fallback is None:
-            raise ValueError(f"profile {prof.name!r} does not run the {part} part: {prof.omitted[part]}")
-        standing_in = (prof.name, prof.omitted[part])
+            raise ValueError(f"profile {prof.name!r} {why}, and has no fallback profile to show instead")
+        standing_in = standing_in or (prof.name, why)
         prof = get_profile(prof.fallback)
     device = prof.device if device is None else device
     if device not in DEVICES:

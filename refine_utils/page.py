@@ -147,7 +147,7 @@ def scale(setting: experiments.Setting) -> str:
             "not that the paper is wrong.")
     if setting.standing_in is not None:
         asked, why = setting.standing_in
-        text += f" <em>Standing in:</em> profile <code>{asked}</code> does not run this part ({_e(why)})."
+        text += f" <em>Standing in:</em> profile <code>{asked}</code> {_e(why)}."
     return text
 
 

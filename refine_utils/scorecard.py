@@ -104,7 +104,6 @@ class Row:
     verdict: str
     caption: str = ""
     evidence: str = ""  # which profile's results (see ``evidence``)
-    standing_in: bool = False  # kept for callers: rows are never read from another profile now
     reason: str = ""  # why a row reads "not run" / "not yet run"
     key: str = ""  # the claim's key in ``CLAIMS``
 
@@ -680,12 +679,14 @@ def _judged(c: Claim, data: FigureData) -> Row:
 def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: int | None = None) -> Row:
     """Claim ``c``'s row from the stored results of ``profile``: "not run" (with the reason) where
     the profile omits the part, never stored what the rule needs or the network diverged, "not yet
-    run" where results are missing. No row is read from another profile."""
+    run" where results are missing or the part is still training. No row is read from another
+    profile."""
     setting = experiments.setting(profile, device, seeds, part=c.part)
     if setting.standing_in is not None:
         asked, why = setting.standing_in
-        reason = f"profile `{asked}` does not run this part: {why}"
-        return Row(c.item, c.statement, [], "not run", evidence=f"none: {reason}", reason=reason, key=c.key)
+        reason = f"profile `{asked}` {why}"
+        verdict = "not yet run" if c.part in experiments.get_profile(asked).pending else "not run"
+        return Row(c.item, c.statement, [], verdict, evidence=f"none: {reason}", reason=reason, key=c.key)
     with experiments.cached_only():
         try:
             out = _judged(c, c.compute(setting))
@@ -716,7 +717,7 @@ def evidence(setting: experiments.Setting) -> str:
     text = f"`{p.name}` ({', '.join(sorted(set(p.datasets.values())))}, {len(setting.seeds)} seed(s))"
     if setting.standing_in is not None:
         asked, why = setting.standing_in
-        text += f", standing in: `{asked}` omits this part ({why})"
+        text += f", standing in: `{asked}` {why}"
     return text
 
 

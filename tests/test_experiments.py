@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from refine_utils import experiments as E
+from refine_utils import experiments as E, scorecard
 
 
 @pytest.fixture
@@ -80,13 +80,36 @@ def test_a_part_the_profile_omits_falls_back_to_another_profile_and_says_why(mon
     assert E.setting("parted").spec("resnet110").width == 0.5
     assert {s.width for s in E.book_specs("parted") if s.arch == "resnet110"} == {0.5, 0.25}
     c100 = E.setting("parted", part="cifar100", seeds=3)
-    assert c100.profile.name == "smoke" and c100.seeds == (0, 1, 2) and c100.standing_in == ("parted", "no data")
+    assert c100.profile.name == "smoke" and c100.seeds == (0, 1, 2)
+    assert c100.standing_in == ("parted", "does not run this part (no data)")
     with pytest.raises(ValueError, match="unknown part 'appendix'"):
         E.setting(part="appendix")
     alone = E.Profile(name="alone", description="", device="cpu", omitted={"sharing": "too slow"})
     monkeypatch.setitem(E.PROFILES, "alone", alone)
-    with pytest.raises(ValueError, match="does not run the sharing part: too slow"):
+    with pytest.raises(ValueError, match=r"'alone' does not run this part \(too slow\), and has no fallback"):
         E.setting("alone", part="sharing")
+
+
+def test_a_part_still_training_is_shown_from_the_fallback_chain_and_computed_from_its_own(monkeypatch):
+    """A profile published part by part: a pending part reads its fallback (cifar10-cpu), and a
+    part that fallback omits reads the fallback's own fallback (smoke); the scorecard says "not
+    yet run" for the pending part, and computing it reads the profile's own results."""
+    staged = E.replace(E.CIFAR10_LONG, name="staged", pending={"sharing": "2 of 18 networks"},
+                       fallback="cifar10-cpu")
+    monkeypatch.setitem(E.PROFILES, "staged", staged)
+    assert E.setting("staged").profile.name == "staged" and E.setting("staged").standing_in is None
+    sharing = E.setting("staged", part="sharing")
+    assert sharing.profile.name == "cifar10-cpu" and sharing.seeds == (0,)
+    assert sharing.standing_in == ("staged", "is still training this part's networks (2 of 18 networks)")
+    own = E.setting("staged", part="sharing", pending=True)
+    assert own.profile.name == "staged" and own.standing_in is None and own.seeds == (0, 1)
+    c100 = E.setting("staged", part="cifar100")  # staged omits it, and so does cifar10-cpu
+    assert c100.profile.name == "smoke" and c100.standing_in[0] == "staged"
+    assert any(s.arch == "resnet182-ubn" for s in E.book_specs("staged"))  # pending parts still train
+    with E.cached_only():
+        rows = {r.item: r for r in scorecard.rows("staged")}
+    assert rows["Table 1"].verdict == "not yet run" and "2 of 18 networks" in rows["Table 1"].reason
+    assert rows["Fig. 2 (CIFAR-100)"].verdict == "not run"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
