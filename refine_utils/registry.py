@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import beyond, figures, paper, paper_refs, scorecard
+from . import beyond, experiments, figures, paper, paper_refs, scorecard
 from .figures import FigureData
 from .paper_refs import Mark
 
@@ -91,7 +91,7 @@ def _zero(d: FigureData) -> dict:
 
 def _glue_training(d: FigureData) -> dict:
     return {f"training_{arch}_val_acc": float(curves["validation"].mean[-1]) for arch, curves in d.panels.items()} | {
-        "training_fit": _fit(d)}
+        "training_fit": _fit(d), "training_schedule": experiments.get_profile(d.meta["profile"]).schedule_note}
 
 
 _NAMES = {"single-representation": "single representation", "resnet110": "ResNet-110"}
