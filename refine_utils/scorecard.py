@@ -684,9 +684,9 @@ def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: 
     setting = experiments.setting(profile, device, seeds, part=c.part)
     if setting.standing_in is not None:
         asked, why = setting.standing_in
-        reason = f"profile `{asked}` {why}"
+        reason = f"profile `{asked}` {why}; its page shows profile `{setting.profile.name}` instead"
         verdict = "not yet run" if c.part in experiments.get_profile(asked).pending else "not run"
-        return Row(c.item, c.statement, [], verdict, evidence=f"none: {reason}", reason=reason, key=c.key)
+        return Row(c.item, c.statement, [], verdict, evidence="none", reason=reason, key=c.key)
     with experiments.cached_only():
         try:
             out = _judged(c, c.compute(setting))

@@ -109,6 +109,7 @@ def test_a_part_still_training_is_shown_from_the_fallback_chain_and_computed_fro
     with E.cached_only():
         rows = {r.item: r for r in scorecard.rows("staged")}
     assert rows["Table 1"].verdict == "not yet run" and "2 of 18 networks" in rows["Table 1"].reason
+    assert "page shows profile `cifar10-cpu` instead" in rows["Table 1"].reason and rows["Table 1"].evidence == "none"
     assert rows["Fig. 2 (CIFAR-100)"].verdict == "not run"
 
 
