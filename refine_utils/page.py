@@ -292,6 +292,22 @@ def tally(rows) -> str:
     return registry.in_words([f"{n} {BADGES.get(v, v)}" for v, n in counts.items()])
 
 
+#: What a reader calls each part of the book (``experiments.PARTS``).
+PART_TITLES = {"main": "the main figures", "cifar100": "the CIFAR-100 appendix", "sharing": "the shared-block chapter",
+               "beyond": "the vision-transformer chapter"}
+
+
+def stand_ins(profile: str | None = None) -> str:
+    """One sentence: which parts of the book read another profile than ``profile`` (omitted, or
+    still training), which one, and why; each of their pages says so too."""
+    shown = [(part, experiments.setting(profile, part=part)) for part in experiments.PARTS]
+    lines = [f"{PART_TITLES[part]} reads profile {s.profile.name}, as {s.standing_in[0]} {s.standing_in[1]}"
+             for part, s in shown if s.standing_in is not None]
+    if not lines:
+        return "Every part of the book reads this profile's own results."
+    return "Some parts show another profile's results instead, and say so: " + "; ".join(lines) + "."
+
+
 def gpu_costs() -> Markdown:
     """The GPU-hours per figure at the paper profile, as measured by the latest recorded GPU check."""
     run, costs = benchmarks.latest_gpu_run(), benchmarks.BENCH / "costs.json"

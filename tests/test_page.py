@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from refine_utils import page, paper, paper_refs, plots, registry  # noqa: E402
+from refine_utils import experiments, page, paper, paper_refs, plots, registry  # noqa: E402
 from refine_utils.figures import FigureData, Series  # noqa: E402
 from refine_utils.scorecard import Check, Row  # noqa: E402
 
@@ -192,3 +192,11 @@ def test_the_fit_sentence_names_the_scale_and_the_un_augmented_accuracy_where_re
     seen = FigureData("t", "epoch", "acc", {a: c | curves(("train, un-augmented", 0.9)) for a, c in running.panels.items()},
                       meta)
     assert "0.90 (ResNet-110) and 0.90 (wide) on their un-augmented training images" in registry._fit(seen)
+
+
+def test_stand_ins_name_every_part_shown_from_another_profile_and_why():
+    assert page.stand_ins("smoke") == "Every part of the book reads this profile's own results."
+    text = page.stand_ins("cifar10-cpu")
+    assert "the CIFAR-100 appendix reads profile smoke, as cifar10-cpu does not run this part (" in text
+    assert "the vision-transformer chapter reads profile smoke" in text and "shared-block" not in text
+    assert set(page.PART_TITLES) == set(experiments.PARTS)
