@@ -102,9 +102,19 @@ class Shown:
             return table(fig.markdown(), fig.meta, entry.label, entry.caption)
         return figure(fig, entry)
 
+    def answers(self, label: str | None = None) -> HTML:
+        """The questions figure ``label`` answers (default: the page's one figure), each finding
+        with its threshold, its value on the mean over seeds and on every seed, and the answer."""
+        entry = self._entry(label)
+        if entry.questions is None:
+            raise ValueError(f"figure {entry.label} of page {self.page.notebook} answers no questions of its own")
+        return answers(entry.questions(self.data[entry.label]))
+
     def text(self) -> str:
-        """Every verdict's checks and every glued number (deterministic: what nbval checks)."""
-        return "\n".join([r.text() for r in self.rows.values()]
+        """Every verdict's checks, every question's findings and every glued number (deterministic:
+        what nbval checks)."""
+        asked = [q.text() for f in self.page.figures if f.questions for q in f.questions(self.data[f.label])]
+        return "\n".join([r.text() for r in self.rows.values()] + asked
                          + [f"{name}: {value}" for name, value in self.glued.items()])
 
     def _entry(self, label: str | None) -> registry.Figure:
@@ -244,6 +254,31 @@ def _checks(checks) -> str:
                     f'<td class="rf-outcome rf-{_slug(outcome)}">{OUTCOME_MARKS.get(outcome, "")} {_e(outcome)}</td></tr>')
     return ('<table class="rf-checks"><thead><tr><th>our test of the claim</th><th>paper</th><th>ours</th><th></th>'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+#: A finding's answer, drawn like the outcome of a claim's check.
+_ANSWER_STYLE = {"yes": "holds", "no": "fails", "within noise": "within noise"}
+
+
+def answers(questions) -> HTML:
+    """Each question (``beyond.Question``), its findings in a table like a verdict's checks (what is
+    measured, with its threshold; the mean over seeds and each seed; yes / no / within noise) and
+    its answer."""
+    parts = []
+    for q in questions:
+        rows = []
+        for f in q.findings:
+            style = _ANSWER_STYLE[f.verdict]
+            value = f"{f.value:.3g}"
+            if len(f.seeds) > 1:
+                value += f'<br><span class="rf-spread">(seeds {", ".join(f"{v:.3g}" for v in f.seeds)})</span>'
+            rows.append(f'<tr><td>{_e(f.text)}</td><td class="rf-num" data-label="ours">{value}</td>'
+                        f'<td class="rf-outcome rf-{_slug(style)}">{OUTCOME_MARKS[style]} {_e(f.verdict)}</td></tr>')
+        parts.append(f"<p><strong>{_e(q.question)}</strong> Answer: <strong>{_e(q.verdict)}</strong>.<br>"
+                     f'<span class="rf-topic">Measured: {_e(q.how)}.</span></p>'
+                     '<table class="rf-checks"><thead><tr><th>finding (threshold)</th><th>ours</th><th></th></tr>'
+                     f'</thead><tbody>{"".join(rows)}</tbody></table>')
+    return HTML('<div class="rf-answers">' + "".join(parts) + "</div>")
 
 
 def _link(claim: str, here: str) -> str:

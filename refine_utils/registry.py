@@ -37,6 +37,8 @@ class Figure:
         axes: per-panel axis options of ``plots.draw`` (``logy``: panels on a log scale,
             ``xlabels``: a panel's own x label).
         glue: ``data -> {name: value}``, the numbers the page's prose quotes.
+        questions: ``data -> [beyond.Question]``, for a figure that answers questions of its own
+            instead of a claim of the paper: each finding with its threshold (``Shown.answers``).
         says: ``{name: test}``: sentences of the prose that end with how the checks of ``claim``
             whose condition starts with ``test`` came out (``said``), glued from the page's verdict.
     """
@@ -51,6 +53,7 @@ class Figure:
     axes: dict = field(default_factory=dict)
     glue: Callable[[FigureData], dict] | None = None
     says: dict[str, str] = field(default_factory=dict)
+    questions: Callable[[FigureData], list] | None = None
 
     def __post_init__(self):
         if (self.claim is None) == (self.compute is None):
@@ -327,7 +330,8 @@ PAGES: dict[str, Page] = {
     "vit": Page("notebooks/vit", (
         Figure("B.1", "ResNet-110 and a ViT through the same probes, per residual step, depth normalised to 0..1: l2 "
                "ratio, cosine, accuracy lost dropping one step, accuracy lost swapping two adjacent steps, and the "
-               "final head's accuracy on each hidden state.", compute=beyond.figure, glue=beyond.glue),),
+               "final head's accuracy on each hidden state.", compute=beyond.figure, glue=beyond.glue,
+               questions=beyond.questions),),
         part="beyond"),
 }
 

@@ -179,6 +179,24 @@ def test_rules_read_the_upper_half_and_call_disagreeing_seeds_noise():
     assert [f.value for f in shares] == [1.0] * 4  # no step or pair costs anything in the fake data
 
 
+def test_answers_show_every_finding_with_its_threshold_each_seed_and_its_answer():
+    import html
+
+    from refine_utils import page, registry
+
+    questions = beyond.questions(_fake([0.3, -0.5]))
+    out = page.answers(questions).data
+    for q in questions:
+        assert f"{html.escape(q.question)}</strong> Answer: <strong>{q.verdict}</strong>" in out
+        assert all(html.escape(f.text) in out for f in q.findings)
+    assert out.count("(seeds ") == sum(len(q.findings) for q in questions)  # two seeds: each one shown
+    assert "≈ within noise" in out and "✓ yes" in out
+    assert page.answers(beyond.questions(_fake([0.3], seeds=1))).data.count("(seeds ") == 0
+    shown = page.Shown(registry.PAGES["fig2"], experiments.setting("smoke"), {}, {}, {})
+    with pytest.raises(ValueError, match="answers no questions of its own"):
+        shown.answers()
+
+
 TINY = experiments.Profile(name="tiny-beyond", description="test", device="cpu", datasets={"cifar10": "digits"},
                            widths={"resnet110": 0.125, "vit": 0.1}, epochs={"resnet110": 1, "vit": 1}, seeds=2,
                            batch_size=256, monitor=0, probe_examples=30)
