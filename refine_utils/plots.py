@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 
 from .figures import FigureData
@@ -30,9 +31,15 @@ MARKERS = ("o", "s", "^", "D", "v")
 SPLITS = ("train ", "validation ")
 
 
+def _pair(label: str) -> tuple[str, str]:
+    """A series label "group, variant" split in two ("", label where it has no group)."""
+    group, _, variant = label.rpartition(", ")
+    return group, variant
+
+
 def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, markers: bool = True,
          hlines: dict | None = None, marks: list[Mark] = (), logy: tuple[str, ...] = (),
-         xlabels: dict[str, str] | None = None):
+         xlabels: dict[str, str] | None = None, paired: bool = False):
     """A matplotlib figure of ``fig``: one axis per panel.
 
     Args:
@@ -43,6 +50,9 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
         marks: the paper's values to draw (a registry figure's ``marks``).
         logy: panels drawn on a log scale.
         xlabels: ``{panel: label}``, a panel's own x label (default ``fig.xlabel``).
+        paired: series labelled "group, variant" (Fig. 7: "borderline, scale 0.5"): colour and
+            marker follow the variant in every panel, the line style the group, and the legend has
+            one entry per variant and one per group instead of one per combination.
     """
     names = order(list(fig.panels))
     ncols = min(ncols or 2, len(names))
@@ -52,6 +62,8 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
     cmap = plt.get_cmap("coolwarm")
     # One style per series label over the whole figure, so one legend serves every panel.
     labels = list(dict.fromkeys(label for name in names for label in fig.panels[name]))
+    variants = list(dict.fromkeys(_pair(label)[1] for label in labels))
+    groups = list(dict.fromkeys(g for g, _ in map(_pair, labels) if g))
     legend = {}
     for ax, name in zip(axes.flat, names):
         curves = fig.panels[name]
@@ -59,8 +71,10 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
             if spectrum:
                 style = dict(color=cmap(k / max(1, len(curves) - 1)), ls=LINESTYLES[k % len(LINESTYLES)])
             else:
-                i = labels.index(label)
-                style = dict(color=COLORS[i % len(COLORS)], ls=LINESTYLES[i % len(LINESTYLES)],
+                group, variant = _pair(label)
+                i = variants.index(variant) if paired else labels.index(label)
+                j = (groups.index(group) if group else 0) if paired else i
+                style = dict(color=COLORS[i % len(COLORS)], ls=LINESTYLES[j % len(LINESTYLES)],
                              marker=MARKERS[i % len(MARKERS)] if markers else None, ms=3.5)
             mean, std = s.mean, s.std
             line, = ax.plot(s.x, mean, lw=1.5, label=label, **style)
@@ -83,8 +97,15 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
             bar.set_label("block (first → last)", fontsize=FONTS["label"])
             bar.ax.tick_params(labelsize=FONTS["ticks"])
         for h, label in zip(*ax.get_legend_handles_labels()):
-            if not (spectrum and label in curves):  # a spectrum's blocks are read off its colour bar
+            # a spectrum's blocks are read off its colour bar; paired series off the keys below
+            if not ((spectrum or paired) and label in curves):
                 legend.setdefault(label, h)
+    if paired:
+        keys = {v: Line2D([], [], color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)] if markers else None,
+                          ms=3.5, lw=1.5) for i, v in enumerate(variants)}
+        keys |= {g: Line2D([], [], color="#555555", ls=LINESTYLES[j % len(LINESTYLES)], lw=1.5)
+                 for j, g in enumerate(groups)}
+        legend = keys | legend
     if legend:  # above the panels, so no curve hides behind it
         out.legend(legend.values(), legend.keys(), loc="outside upper center", fontsize=FONTS["legend"],
                    ncols=min(len(legend), 2 if ncols > 1 else 1), frameon=False, handlelength=2.5)

@@ -279,7 +279,7 @@ PAGES: dict[str, Page] = {
                            (0, paper.UNROLL_STEPS)))
                + tuple(m for s in _SPLITS for m in paper_refs.negative([f"{s} cos"], "at every scaled step")
                        + (Mark(f"{s} cos", paper.LAST_BLOCK_COSINE, _LAST_COS, (0,)),)),
-               glue=_glue_fig7, says=dict(fig7_plain="no scaling", fig7_train="train loss",
+               axes=dict(paired=True), glue=_glue_fig7, says=dict(fig7_plain="no scaling", fig7_train="train loss",
                                           fig7_border="borderline validation accuracy", fig7_acc="validation accuracy",
                                           fig7_loss="validation loss", fig7_cos="largest validation cosine of the scaled")),)),
     "appendix_epochs": Page("notebooks/appendix_epochs", (

@@ -43,6 +43,17 @@ def test_every_series_differs_in_colour_and_line_style():
     assert [ln.get_color() for ln in fig.axes[1].get_lines()] == [c for c, _ in styles]  # one legend serves all
 
 
+def test_paired_series_take_their_colour_from_the_variant_and_their_line_style_from_the_group():
+    fig = plots.draw(_fig(["a"], curves=("borderline, scale 1", "all, scale 1", "borderline, scale 0.5",
+                                          "all, scale 0.5", "scale 0.5")), paired=True)
+    styles = {ln.get_label(): (ln.get_color(), ln.get_linestyle()) for ln in fig.axes[0].get_lines()}
+    assert styles["borderline, scale 1"][0] == styles["all, scale 1"][0] != styles["all, scale 0.5"][0]
+    assert styles["borderline, scale 0.5"][0] == styles["scale 0.5"][0] == styles["all, scale 0.5"][0]
+    assert styles["borderline, scale 1"][1] == styles["borderline, scale 0.5"][1] != styles["all, scale 1"][1]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["scale 1", "scale 0.5", "borderline", "all"]  # one entry per variant and per group
+
+
 def test_text_is_never_smaller_than_the_bound():
     fig = plots.draw(_fig(["a", "b", "c"]), hlines={"a": (1.0, "whole network")})
     sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
