@@ -380,7 +380,8 @@ def figure8(setting: Setting, role: str = "cifar10", shared: str = "resnet110-sh
     archs = (reference, unshared, shared)
     for arch in archs:
         for split, label in SPLITS.items():
-            panels["accuracy"][f"{arch} {label}"] = _curves(c, arch, f"{split}_acc")
+            # "group, variant" labels: plots.draw(paired=True) colours by network, styles by split
+            panels["accuracy"][f"{label}, {arch}"] = _curves(c, arch, f"{split}_acc")
         panels["gradient-norm ratio r"][arch] = _curves(c, arch, "grad_ratio")
         init[arch] = [_at_init(c, arch, s) for s in setting.seeds]
         panels["activation norm at initialisation"][arch] = Series(

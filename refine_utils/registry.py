@@ -189,8 +189,8 @@ def _glue_fig7(d: FigureData) -> dict:
 
 def _glue_fig8(d: FigureData) -> dict:
     acc, r = d.panels["accuracy"], d.extra["init_ratio"]
-    return {"fig8_shared_acc": float(acc["resnet110-shared validation"].mean[-1]),
-            "fig8_r32_acc": float(acc["resnet32 validation"].mean[-1]),
+    return {"fig8_shared_acc": float(acc["validation, resnet110-shared"].mean[-1]),
+            "fig8_r32_acc": float(acc["validation, resnet32"].mean[-1]),
             "fig8_shared_r": float(r["resnet110-shared"].mean[0]), "fig8_r32_r": float(r["resnet32"].mean[0]),
             "fig8_seeds": _seeds(d)}
 
@@ -299,7 +299,7 @@ PAGES: dict[str, Page] = {
     "fig8": Page("notebooks/fig8_sharing", (
         Figure("8", "Naively shared ResNet-110 against ordinary ResNets: accuracy during training, the gradient-norm "
                "ratio r during training, and the activation norm along depth at initialisation.", claim="fig8",
-               axes=_SHARING_AXES,
+               axes=_SHARING_AXES | dict(paired=True),
                glue=_glue_fig8, says=dict(fig8_below="final validation accuracy",
                                           fig8_r_init="gradient-norm ratio r at init, naive shared / resnet32",
                                           fig8_r_train="r averaged over training, naive shared / resnet32",

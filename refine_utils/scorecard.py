@@ -500,7 +500,7 @@ def _fig8(d: FigureData) -> list[Check]:
     act = d.panels["activation norm at initialisation"]
     r = d.panels["gradient-norm ratio r"]
     checks = [judge(f"final validation accuracy, {ref} - naive {shared} (> 0)",
-                    _last_defined(_seeds(acc[f"{ref} validation"])) - _last_defined(_seeds(acc[f"{shared} validation"])),
+                    _last_defined(_seeds(acc[f"validation, {ref}"])) - _last_defined(_seeds(acc[f"validation, {shared}"])),
                     above=0)]
     for o in others:
         checks += [judge(f"activation-norm growth over depth at init, naive shared / {o} (> 1)",

@@ -202,7 +202,7 @@ def fig8_data(worlds) -> FigureData:
             runs["init"].append([5.0 * blow])
         for k, store in (("acc", acc), ("act", act), ("r", r), ("init", init)):
             store[a] = series(runs[k])
-    panels = {"accuracy": {f"{a} validation": acc[a] for a in archs}, "activation norm at initialisation": act,
+    panels = {"accuracy": {f"validation, {a}": acc[a] for a in archs}, "activation norm at initialisation": act,
               "gradient-norm ratio r": r}
     return FigureData("t", "epoch", "", panels, {}, dict(init_ratio=init, shared="resnet110-shared",
                                                          reference="resnet32", unshared="resnet110"))

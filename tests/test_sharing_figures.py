@@ -31,8 +31,8 @@ def setting(tmp_path, monkeypatch):
 def test_diverged_runs_are_drawn_not_raised(setting):
     fig8 = figures.figure8(setting)
     assert fig8.extra["diverged"] == {"resnet32": [None], "resnet110": [None], DIVERGES: [1]}
-    curve = fig8.panels["accuracy"][f"{DIVERGES} validation"]
-    assert curve.runs == [[0.1]] and fig8.panels["accuracy"]["resnet32 validation"].runs == [[0.1, 0.2]]
+    curve = fig8.panels["accuracy"][f"validation, {DIVERGES}"]
+    assert curve.runs == [[0.1]] and fig8.panels["accuracy"]["validation, resnet32"].runs == [[0.1, 0.2]]
     assert len(fig8.panels["activation norm at initialisation"][DIVERGES].x) == 55  # h_0..h_54
     plots.draw(fig8, ncols=3)
     assert len(scorecard.check("fig8", fig8).checks) == 7
