@@ -62,8 +62,8 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
     cmap = plt.get_cmap("coolwarm")
     # One style per series label over the whole figure, so one legend serves every panel.
     labels = list(dict.fromkeys(label for name in names for label in fig.panels[name]))
-    variants = list(dict.fromkeys(_pair(label)[1] for label in labels))
-    groups = list(dict.fromkeys(g for g, _ in map(_pair, labels) if g))
+    variants = list(dict.fromkeys(_pair(label)[1] for label in labels))  # paired: colours and markers
+    groups = list(dict.fromkeys(g for g, _ in map(_pair, labels) if g))  # paired: line styles
     legend = {}
     for ax, name in zip(axes.flat, names):
         curves = fig.panels[name]
@@ -71,9 +71,11 @@ def draw(fig: FigureData, spectrum: bool = False, ncols: int | None = None, mark
             if spectrum:
                 style = dict(color=cmap(k / max(1, len(curves) - 1)), ls=LINESTYLES[k % len(LINESTYLES)])
             else:
-                group, variant = _pair(label)
-                i = variants.index(variant) if paired else labels.index(label)
-                j = (groups.index(group) if group else 0) if paired else i
+                if paired:
+                    group, variant = _pair(label)
+                    i, j = variants.index(variant), groups.index(group) if group else 0
+                else:
+                    i = j = labels.index(label)
                 style = dict(color=COLORS[i % len(COLORS)], ls=LINESTYLES[j % len(LINESTYLES)],
                              marker=MARKERS[i % len(MARKERS)] if markers else None, ms=3.5)
             mean, std = s.mean, s.std

@@ -37,10 +37,10 @@ class Figure:
         axes: per-panel axis options of ``plots.draw`` (``logy``: panels on a log scale,
             ``xlabels``: a panel's own x label).
         glue: ``data -> {name: value}``, the numbers the page's prose quotes.
-        questions: ``data -> [beyond.Question]``, for a figure that answers questions of its own
-            instead of a claim of the paper: each finding with its threshold (``Shown.answers``).
         says: ``{name: test}``: sentences of the prose that end with how the checks of ``claim``
             whose condition starts with ``test`` came out (``said``), glued from the page's verdict.
+        questions: ``data -> [beyond.Question]``, for a figure that answers questions of its own
+            instead of a claim of the paper: each finding with its threshold (``Shown.answers``).
     """
 
     label: str
