@@ -409,13 +409,16 @@ def setting(profile: str | None = None, device: str | None = None, seeds: int | 
     prof = get_profile(PUBLISHED if profile is None else profile)
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}")
-    standing_in = None
+    standing_in, chain = None, [prof.name]
     while part in prof.omitted or (part in prof.pending and not pending):
         why = (f"does not run this part ({prof.omitted[part]})" if part in prof.omitted
                else f"is still training this part's networks ({prof.pending[part]})")
         if prof.fallback is None:
             raise ValueError(f"profile {prof.name!r} {why}, and has no fallback profile to show instead")
+        if prof.fallback in chain:
+            raise ValueError(f"profiles {' -> '.join(chain + [prof.fallback])} fall back in a circle for part {part!r}")
         standing_in = standing_in or (prof.name, why)
+        chain.append(prof.fallback)
         prof = get_profile(prof.fallback)
     device = prof.device if device is None else device
     if device not in DEVICES:

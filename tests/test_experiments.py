@@ -88,6 +88,10 @@ def test_a_part_the_profile_omits_falls_back_to_another_profile_and_says_why(mon
     monkeypatch.setitem(E.PROFILES, "alone", alone)
     with pytest.raises(ValueError, match=r"'alone' does not run this part \(too slow\), and has no fallback"):
         E.setting("alone", part="sharing")
+    monkeypatch.setitem(E.PROFILES, "alone", E.replace(alone, fallback="parted", omitted={"cifar100": "none"}))
+    monkeypatch.setitem(E.PROFILES, "parted", E.replace(parted, fallback="alone"))
+    with pytest.raises(ValueError, match=r"profiles parted -> alone -> parted fall back in a circle for part 'cifar100'"):
+        E.setting("parted", part="cifar100")
 
 
 def test_a_part_still_training_is_shown_from_the_fallback_chain_and_computed_from_its_own(monkeypatch):
