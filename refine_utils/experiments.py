@@ -62,8 +62,8 @@ ROLES = ("cifar10", "cifar100")
 #: experiments (Fig. 8-9, Table 1, the shared model's appendix), and "beyond" the paper (a vision
 #: transformer beside ResNet-110, ``beyond.py``). A profile may leave a part out.
 PARTS = ("main", "cifar100", "sharing", "beyond")
-#: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~9 core-hours)
-#: before the shared-block part's twenty (~18), so an interrupted profile has its chapter sooner.
+#: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~8 core-hours)
+#: before the shared-block part's eighteen (~22), so an interrupted profile has its chapter sooner.
 TRAIN_ORDER = ("main", "cifar100", "beyond", "sharing")
 
 
@@ -342,7 +342,10 @@ CIFAR10_LONG = Profile(
     # - the ViT (beyond the paper) at 100 epochs reached 89 %, at 150 97.0 % (one seed), at 200
     #   (the recipe's full length) 99.7 % on both seeds, with test accuracy flat at 67-68 % from
     #   epoch 100: it gets 200 epochs, ~80 s each on one core, two sessions per run (it resumes).
-    # About 45 core-hours in all: main ~15, ViT ~9, shared-block part ~18, pilots ~3.
+    # About 50 core-hours in all, from the rates measured while training (one process per core, epoch
+    # with its train-eval pass): the main part's 12 runs ~16 (ResNet-110 1.6 min/epoch, single-repr
+    # 2.1, avg-pool 2.3, wide 0.9; done), the ViT's 2 ~8 (70-80 s/epoch), the shared-block part's 18
+    # ~22 (ResNet-110's rate scaled by depth), pilots ~3.
     widths={**{a: 0.5 for a in models.ARCHS if a.startswith("resnet")},
             "single-representation": 0.25, "avg-pooling": 0.16, "wide": 0.1},
     # The ViT runs at width 1 (1.02M parameters).
