@@ -355,9 +355,8 @@ CIFAR10_LONG = Profile(
     part_epochs={"sharing": {a: 50 for a in models.ARCHS if a.startswith("resnet")}},
     omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
     # Published part by part: these train after the main part, and cifar10-cpu stands in meanwhile.
-    pending={"sharing": "the shared-block networks of Table 1 and Fig. 8-9 train after the main part and the "
-                        "vision transformer",
-             "beyond": "the vision transformer trains after the main part"},
+    pending={"sharing": "18 networks for Table 1 and Fig. 8-9, 50 epochs each, queued after the vision transformer",
+             "beyond": "two 200-epoch runs of the vision transformer, about 4 core-hours each"},
     fallback="cifar10-cpu",
     batch_size=128,
     monitor=500,
