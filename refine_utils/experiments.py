@@ -62,7 +62,7 @@ ROLES = ("cifar10", "cifar100")
 #: experiments (Fig. 8-9, Table 1, the shared model's appendix), and "beyond" the paper (a vision
 #: transformer beside ResNet-110, ``beyond.py``). A profile may leave a part out.
 PARTS = ("main", "cifar100", "sharing", "beyond")
-#: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~8 core-hours)
+#: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~9 core-hours)
 #: before the shared-block part's eighteen (~22), so an interrupted profile has its chapter sooner.
 TRAIN_ORDER = ("main", "cifar100", "beyond", "sharing")
 
@@ -344,7 +344,7 @@ CIFAR10_LONG = Profile(
     #   epoch 100: it gets 200 epochs, ~80 s each on one core, two sessions per run (it resumes).
     # About 50 core-hours in all, from the rates measured while training (one process per core, epoch
     # with its train-eval pass): the main part's 12 runs ~16 (ResNet-110 1.6 min/epoch, single-repr
-    # 2.1, avg-pool 2.3, wide 0.9; done), the ViT's 2 ~8 (70-80 s/epoch), the shared-block part's 18
+    # 2.1, avg-pool 2.3, wide 0.9; done), the ViT's 2 ~9 (~81 s/epoch), the shared-block part's 18
     # ~22 (ResNet-110's rate scaled by depth), pilots ~3.
     widths={**{a: 0.5 for a in models.ARCHS if a.startswith("resnet")},
             "single-representation": 0.25, "avg-pooling": 0.16, "wide": 0.1},
@@ -355,8 +355,8 @@ CIFAR10_LONG = Profile(
     part_epochs={"sharing": {a: 50 for a in models.ARCHS if a.startswith("resnet")}},
     omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
     # Published part by part: these train after the main part, and cifar10-cpu stands in meanwhile.
-    pending={"sharing": "18 networks for Table 1 and Fig. 8-9, 50 epochs each, queued after the vision transformer",
-             "beyond": "two 200-epoch runs of the vision transformer, about 4 core-hours each"},
+    pending={"sharing": "the networks of Table 1 and Fig. 8-9, queued after the vision transformer's",
+             "beyond": "the vision transformer's runs, about 4.5 core-hours each on one CPU core"},
     fallback="cifar10-cpu",
     batch_size=128,
     monitor=500,
