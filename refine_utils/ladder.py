@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import experiments, scorecard
+from . import experiments, page, scorecard
 
 #: The rungs, smallest scale first.
 LADDER = ("smoke", "cifar10-cpu", "cifar10-long", "cifar10-gpu")
@@ -75,18 +75,21 @@ def trend(item: str, ladder: list[Rung]) -> str:
     return f"{item}: {steps}; {move}{where}."
 
 
-def table(ladder: list[Rung]) -> str:
-    """Markdown: one row per claim, one column per rung, each cell 'verdict (k/n)'."""
-    items = [r.item for r in next((g.rows for g in ladder if g.rows), [])]
-    head = "| claim | " + " | ".join(f"`{g.profile}`" for g in ladder) + " |"
-    lines = [head, "|" + " --- |" * (len(ladder) + 1)]
-    for item in items:
+def grid(ladder: list[Rung], here: str = "book/ladder") -> str:
+    """HTML: one row per claim (linked to its page), one column per rung, each cell coloured by
+    the verdict and reading it over the checks that hold ("partly / 6/12"). Text, not an image,
+    so that it reads at a phone's width."""
+    lines = []
+    for r in next((g.rows for g in ladder if g.rows), []):
         cells = []
         for g in ladder:
-            row, (k, n) = g.row(item), held(g.row(item))
-            cells.append(verdict(row) + (f" ({k}/{n})" if n else ""))
-        lines.append(f"| {item} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            v, (k, n) = verdict(g.row(r.item)), held(g.row(r.item))
+            count = f"<small>{k}/{n}</small>" if n else ""
+            cells.append(f'<td class="rf-cell rf-{page._slug(v)}">{page.BADGES.get(v, v)}{count}</td>')
+        lines.append(f'<tr><td><a href="{page._link(r.key, here)}">{page._e(r.item)}</a></td>{"".join(cells)}</tr>')
+    head = "".join(f"<th><code>{page._e(g.profile)}</code></th>" for g in ladder)
+    return (f'<table class="rf-ladder"><thead><tr><th>claim</th>{head}</tr></thead>'
+            f'<tbody>{"".join(lines)}</tbody></table>')
 
 
 def _condition(check: scorecard.Check) -> tuple[str, str]:
@@ -96,44 +99,28 @@ def _condition(check: scorecard.Check) -> tuple[str, str]:
 
 
 def numbers(item: str, ladder: list[Rung]) -> str:
-    """Markdown: the claim's deciding numbers (each check's seed-mean value) at every rung."""
+    """HTML: the claim's deciding numbers at every rung, one row per condition, each cell the
+    check's seed-mean value and its outcome. Styled like a verdict's checks (``page``): on a
+    phone a condition reads as a block, its text and then one "rung: value" per rung."""
     keys: dict[tuple[str, str], None] = {}
     for g in ladder:
         for c in (g.row(item).checks if g.row(item) else []):
             keys.setdefault(_condition(c), None)
-    lines = ["| condition | " + " | ".join(f"`{g.profile}`" for g in ladder) + " |", "|" + " --- |" * (len(ladder) + 1)]
+    head = "".join(f"<th><code>{page._e(g.profile)}</code></th>" for g in ladder)
+    rows = []
     for group, text in keys:
         cells = []
         for g in ladder:
             c = next((c for c in (g.row(item).checks if g.row(item) else []) if _condition(c) == (group, text)), None)
-            cells.append("" if c is None else "not run" if c.outcome == "not run" else f"{c.value:.3g} ({c.outcome})")
-        label = (f"{group}: " if group else "") + text.replace("|", "\\|")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def figure(ladder: list[Rung]):
-    """Claims x rungs, each cell coloured by its verdict and labelled with the checks that hold."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    items = [r.item for r in next((g.rows for g in ladder if g.rows), [])]
-    colours = {"reproduced": "#2e7d32", "partly": "#f9a825", "within noise": "#90a4ae", "not": "#c62828",
-               "not run": "#eeeeee", "not yet run": "#ffffff"}
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(items) + 1.6), layout="constrained")
-    for i, item in enumerate(items):
-        for j, g in enumerate(ladder):
-            v, (k, n) = verdict(g.row(item)), held(g.row(item))
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=colours.get(v, "#ffffff"), edgecolor="#9e9e9e"))
-            ax.text(j + 0.5, i + 0.5, f"{k}/{n}" if n else ("—" if v == "not yet run" else "n/r"), ha="center",
-                    va="center", fontsize=11, color="white" if v in ("reproduced", "not") else "black")
-    ax.set_xlim(0, len(ladder)), ax.set_ylim(len(items), 0)
-    ax.set_xticks([j + 0.5 for j in range(len(ladder))], [g.profile for g in ladder], fontsize=11)
-    ax.set_yticks([i + 0.5 for i in range(len(items))], items, fontsize=11)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.legend(handles=[Patch(facecolor=c, edgecolor="#9e9e9e", label=v) for v, c in colours.items()],
-              loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3, fontsize=10, frameon=False)
-    return fig
+            if c is None:  # the rung has not judged the claim (its verdict says why) or not this condition
+                shown = "—" if g.row(item) and g.row(item).checks else verdict(g.row(item))
+            elif c.outcome == "not run":
+                shown = '<span class="rf-outcome rf-not-run">not run</span>'
+            else:
+                mark = page.OUTCOME_MARKS.get(c.outcome, "")
+                shown = f'{c.value:.3g} <span class="rf-outcome rf-{page._slug(c.outcome)}">{mark} {page._e(c.outcome)}</span>'
+            cells.append(f'<td class="rf-num" data-label="{page._e(g.profile)}">{shown}</td>')
+        label = (f"{group}: " if group else "") + text
+        rows.append(f"<tr><td>{page._e(label)}</td>{''.join(cells)}</tr>")
+    return (f'<table class="rf-checks"><thead><tr><th>condition</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')

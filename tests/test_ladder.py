@@ -11,7 +11,8 @@ def row(item, verdict, outcomes, texts=None, counts=None):
     counts = counts or [""] * len(outcomes)
     checks = [Check(t, 0.1 * k, False, o, reason="stored nowhere" if o == "not run" else "", counts=n)
               for k, (t, o, n) in enumerate(zip(texts, outcomes, counts))]
-    return Row(item, "the paper says so", checks, verdict)
+    key = next((c.key for c in scorecard.CLAIMS if c.item == item), "")
+    return Row(item, "the paper says so", checks, verdict, key=key)
 
 
 def test_trend_toward_away_and_flat():
@@ -55,13 +56,21 @@ def test_table_and_numbers_line_up_conditions_across_rungs():
     a = row("Fig. 4", "not", ["fails", "holds"], texts, ["2 zero within noise, 1 positive", ""])
     b = row("Fig. 4", "partly", ["holds", "holds"], texts, ["0 zero within noise, 0 positive", ""])
     assert a.checks[0].label == "wide: share negative (2 zero within noise, 1 positive; = 1)"
-    rungs = [Rung("smoke", [a]), Rung("cifar10-cpu", [b]), Rung("cifar10-gpu", None)]
-    table = ladder.table(rungs).splitlines()
-    assert table[0] == "| claim | `smoke` | `cifar10-cpu` | `cifar10-gpu` |"
-    assert table[2] == "| Fig. 4 | not (1/2) | partly (2/2) | not yet run |"
-    lines = ladder.numbers("Fig. 4", rungs).splitlines()
-    assert len(lines) == 4  # header, rule, and one line per condition: the counts do not split a condition
-    assert lines[2].startswith("| wide: share negative (= 1) |") and "0 (fails) | 0 (holds) |" in lines[2]
+    pending = row("Fig. 4", "not yet run", [])  # a rung whose profile has not trained the claim's networks
+    rungs = [Rung("smoke", [a]), Rung("cifar10-cpu", [b]), Rung("cifar10-long", [pending]), Rung("cifar10-gpu", None)]
+    line = ladder.grid(rungs).split("<tbody>")[1]
+    assert line.startswith('<tr><td><a href="../notebooks/fig4_cosine.html">Fig. 4</a></td>')
+    cells = [c.split(">", 1)[1] for c in line.split("<td class=")[1:]]
+    assert cells == ["not reproduced<small>1/2</small></td>", "partly reproduced<small>2/2</small></td>",
+                     "not yet run</td>", "not yet run</td></tr></tbody></table>"]
+    body = ladder.numbers("Fig. 4", rungs).split("<tbody>")[1]
+    rows = body.split("</tr>")[:-1]
+    assert len(rows) == 2  # one row per condition: the counts do not split a condition
+    assert rows[0].startswith("<tr><td>wide: share negative (= 1)</td>")
+    assert 'data-label="smoke">0 <span class="rf-outcome rf-fails">✗ fails' in rows[0]
+    assert 'data-label="cifar10-cpu">0 <span class="rf-outcome rf-holds">✓ holds' in rows[0]
+    assert 'data-label="cifar10-long">not yet run</td>' in rows[0]  # the rung's verdict, not a blank
+    assert 'data-label="cifar10-gpu">not yet run</td>' in rows[0]
 
 
 def test_rungs_without_results_read_not_yet_run(tmp_path, monkeypatch):
@@ -74,6 +83,7 @@ def test_published_ladder_reads_committed_results():
     rungs = ladder.rungs(("smoke", "cifar10-cpu"))
     items = [r.item for r in rungs[1].rows]
     assert items == [c.item for c in scorecard.CLAIMS]
-    fig = ladder.figure(rungs)
-    assert len(fig.axes[0].patches) == 2 * len(items)
+    grid = ladder.grid(rungs)
+    assert grid.count('<td class="rf-cell') == 2 * len(items)
+    assert all(f'<td class="rf-cell rf-{r.verdict.replace(" ", "-")}">' in grid for r in rungs[1].rows)
     assert all(not math.isnan(ladder.held(r)[0]) for r in rungs[1].rows)
