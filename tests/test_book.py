@@ -7,7 +7,7 @@ by selenium, no network: no driver download, no CDN) and asserts that it logs no
 error, that every image decodes, and that MathJax typesets the math. Then, as a reader sees
 it at a 1400 px desktop window and a 400 px phone: every figure's panels are wide enough and
 its smallest text large enough, every page that judges a claim opens with a verdict badge,
-nothing scrolls sideways on the phone outside code cells, every local link resolves, and the
+nothing scrolls sideways on the phone outside code cells and wide tables, every local link resolves, and the
 site never cites a file the reader cannot open. Screenshots of the scorecard and two figure
 pages at both widths are written to ``_build/screenshots/`` for review.
 """
@@ -149,14 +149,16 @@ def _visible_figures(driver) -> list[dict]:
 
 
 def _sideways(driver) -> list[str]:
-    """Elements that scroll (or push the page) sideways, outside code cells, their printed outputs and
-    display equations."""
+    """Elements that scroll (or push the page) sideways, outside code cells, their printed outputs,
+    display equations and data tables too wide for the phone."""
     return driver.execute_script("""
         const out = [];
         if (document.scrollingElement.scrollWidth > window.innerWidth + 1) out.push('the page itself');
         for (const el of document.querySelectorAll('article *')) {
-          // Code cells, printed outputs and display equations scroll within themselves, as in any book.
-          if (el.closest('pre, div.highlight, div.cell_input, .output.text_plain, .output.stream, mjx-container'))
+          // Code cells, printed outputs, display equations and a wide table (its numbers kept whole)
+          // scroll within themselves, as in any book.
+          if (el.closest('pre, div.highlight, div.cell_input, .output.text_plain, .output.stream, mjx-container, '
+                         + 'div.pst-scrollable-table-container'))
             continue;
           const style = getComputedStyle(el);
           if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1)
