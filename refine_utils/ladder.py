@@ -77,8 +77,8 @@ def trend(item: str, ladder: list[Rung]) -> str:
 
 def grid(ladder: list[Rung], here: str = "book/ladder") -> str:
     """HTML: one row per claim (linked to its page), one column per rung, each cell coloured by
-    the verdict and reading it over the checks that hold ("partly / 6/12"). Text, not an image,
-    so that it reads at a phone's width."""
+    the verdict, which it names above the checks that hold ("partly reproduced", "6/12"). Text,
+    not an image, so that it reads at a phone's width."""
     lines = []
     for r in next((g.rows for g in ladder if g.rows), []):
         cells = []
