@@ -83,12 +83,12 @@ def grid(ladder: list[Rung], here: str = "book/ladder") -> str:
     for r in next((g.rows for g in ladder if g.rows), []):
         cells = []
         for g in ladder:
-            v, (k, n) = verdict(g.row(r.item)), held(g.row(r.item))
+            row = g.row(r.item)
+            v, (k, n) = verdict(row), held(row)
             count = f"<small>{k}/{n}</small>" if n else ""
             cells.append(f'<td class="rf-cell rf-{page._slug(v)}">{page.BADGES.get(v, v)}{count}</td>')
         lines.append(f'<tr><td><a href="{page._link(r.key, here)}">{page._e(r.item)}</a></td>{"".join(cells)}</tr>')
-    head = "".join(f"<th><code>{page._e(g.profile)}</code></th>" for g in ladder)
-    return (f'<table class="rf-ladder"><thead><tr><th>claim</th>{head}</tr></thead>'
+    return (f'<table class="rf-ladder"><thead><tr><th>claim</th>{_heads(ladder)}</tr></thead>'
             f'<tbody>{"".join(lines)}</tbody></table>')
 
 
@@ -102,18 +102,18 @@ def numbers(item: str, ladder: list[Rung]) -> str:
     """HTML: the claim's deciding numbers at every rung, one row per condition, each cell the
     check's seed-mean value and its outcome. Styled like a verdict's checks (``page``): on a
     phone a condition reads as a block, its text and then one "rung: value" per rung."""
-    keys: dict[tuple[str, str], None] = {}
-    for g in ladder:
-        for c in (g.row(item).checks if g.row(item) else []):
-            keys.setdefault(_condition(c), None)
-    head = "".join(f"<th><code>{page._e(g.profile)}</code></th>" for g in ladder)
-    rows = []
-    for group, text in keys:
+    rows = [g.row(item) for g in ladder]
+    checks = [{} for _ in ladder]  # per rung: condition -> its check (the first, where two share one)
+    for found, row in zip(checks, rows):
+        for c in (row.checks if row else []):
+            found.setdefault(_condition(c), c)
+    lines = []
+    for group, text in dict.fromkeys(k for found in checks for k in found):
         cells = []
-        for g in ladder:
-            c = next((c for c in (g.row(item).checks if g.row(item) else []) if _condition(c) == (group, text)), None)
+        for g, row, found in zip(ladder, rows, checks):
+            c = found.get((group, text))
             if c is None:  # the rung has not judged the claim (its verdict says why) or not this condition
-                shown = "—" if g.row(item) and g.row(item).checks else verdict(g.row(item))
+                shown = "—" if found else verdict(row)
             elif c.outcome == "not run":
                 shown = '<span class="rf-outcome rf-not-run">not run</span>'
             else:
@@ -121,6 +121,11 @@ def numbers(item: str, ladder: list[Rung]) -> str:
                 shown = f'{c.value:.3g} <span class="rf-outcome rf-{page._slug(c.outcome)}">{mark} {page._e(c.outcome)}</span>'
             cells.append(f'<td class="rf-num" data-label="{page._e(g.profile)}">{shown}</td>')
         label = (f"{group}: " if group else "") + text
-        rows.append(f"<tr><td>{page._e(label)}</td>{''.join(cells)}</tr>")
-    return (f'<table class="rf-checks"><thead><tr><th>condition</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+        lines.append(f"<tr><td>{page._e(label)}</td>{''.join(cells)}</tr>")
+    return (f'<table class="rf-checks"><thead><tr><th>condition</th>{_heads(ladder)}</tr></thead>'
+            f'<tbody>{"".join(lines)}</tbody></table>')
+
+
+def _heads(ladder: list[Rung]) -> str:
+    """The rungs' column heads of a ladder table."""
+    return "".join(f"<th><code>{page._e(g.profile)}</code></th>" for g in ladder)
