@@ -14,8 +14,8 @@ accuracy on un-augmented training images (``train_eval_acc``; None elsewhere), p
 ``questions(data)`` answers the chapter's questions with rules written like the scorecard's: each
 ``Finding`` is a measured value against a stated threshold, computed for the mean over seeds and
 for every seed; where the seeds fall on both sides of the threshold the finding is *within
-noise*. A question is answered "yes" when every finding holds, "no" when none does, "within
-noise" when a finding is, and "partly" otherwise.
+noise*. A question is answered for each network from its own findings: "yes" when every one
+holds, "no" when none does, "within noise" when one is, and "partly" otherwise.
 """
 from __future__ import annotations
 
@@ -104,6 +104,7 @@ def figure(setting: experiments.Setting) -> FigureData:
 class Finding:
     """One measured value against its threshold: on the mean over seeds and on every seed."""
 
+    network: str  # the network measured: a value of ARCHS
     text: str
     value: float
     seeds: list[float]
@@ -123,14 +124,25 @@ class Question:
     findings: list[Finding]
 
     @property
+    def answers(self) -> dict[str, str]:
+        """Each network's answer, from its own findings."""
+        out = {}
+        for name in ARCHS.values():
+            v = [f.verdict for f in self.findings if f.network == name]
+            out[name] = ("within noise" if "within noise" in v else "yes" if all(x == "yes" for x in v)
+                         else "no" if all(x == "no" for x in v) else "partly")
+        return out
+
+    @property
     def verdict(self) -> str:
-        v = [f.verdict for f in self.findings]
-        if "within noise" in v:
-            return "within noise"
-        return "yes" if all(x == "yes" for x in v) else "no" if all(x == "no" for x in v) else "partly"
+        """The answers in words: "yes for both networks", "yes for ResNet-110, no for the ViT"."""
+        a = self.answers
+        if len(set(a.values())) == 1:
+            return f"{next(iter(a.values()))} for both networks"
+        return ", ".join(f"{v} for {'the ' if name == 'ViT' else ''}{name}" for name, v in a.items())
 
     def text(self) -> str:
-        """The findings, one per line, and the answer (deterministic: what nbval checks)."""
+        """The findings, one per line, and the answers (deterministic: what nbval checks)."""
         lines = [f"{f.verdict:>12}  {f.text}: {f.value:.3g}" for f in self.findings]
         return "\n".join([self.question, f"  measured: {self.how}"] + lines + [f"answer: {self.verdict}"])
 
@@ -140,11 +152,13 @@ class Question:
 
 
 def _finding(text: str, measure: Callable[[int | None], float], n_seeds: int, test: Callable[[float], bool]) -> Finding:
-    """``measure(None)`` on the mean over seeds, ``measure(s)`` on seed ``s``; ``test`` the threshold."""
+    """``measure(None)`` on the mean over seeds, ``measure(s)`` on seed ``s``; ``test`` the threshold.
+    ``text`` starts with the curve's label, hence the network's name."""
     value = float(measure(None))
     seeds = [float(measure(s)) for s in range(n_seeds)]
     held = {bool(test(v)) for v in seeds if np.isfinite(v)}
-    return Finding(text, value, seeds, bool(test(value)), len(held) > 1)
+    network = next(name for name in ARCHS.values() if text.startswith(name))
+    return Finding(network, text, value, seeds, bool(test(value)), len(held) > 1)
 
 
 def _points(data: FigureData, panel: str, label: str, seed: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -174,9 +174,11 @@ def test_rules_read_the_upper_half_and_call_disagreeing_seeds_noise():
     upper = negative["ViT MLP: mean validation cosine of the upper-half steps (< 0)"]
     assert upper.value == pytest.approx(-0.3) and upper.verdict == "yes"
     positive = beyond.questions(_fake([0.3, 0.3]))[0]
-    assert positive.findings[4].verdict == "no" and positive.verdict == "partly"
+    assert positive.findings[4].verdict == "no" and positive.verdict == "partly for both networks"
     split = beyond.questions(_fake([0.3, -0.5]))[0]  # mean -0.1 < 0, but one seed says otherwise
-    assert split.findings[4].verdict == "within noise" and split.verdict == "within noise"
+    assert split.findings[4].verdict == "within noise" and split.findings[4].network == "ViT"
+    assert split.answers == {"ResNet-110": "partly", "ViT": "within noise"}  # each network from its own findings
+    assert split.verdict == "partly for ResNet-110, within noise for the ViT"
     shares = [f for f in beyond.questions(_fake([-0.3, -0.3]))[2].findings if "share" in f.text]
     assert [f.value for f in shares] == [1.0] * 4  # no step or pair costs anything in the fake data
 
@@ -231,7 +233,7 @@ def test_beyond_figure_puts_both_networks_on_one_depth_axis(tmp_path, monkeypatc
                                           "recorded at this profile"
     qs = beyond.questions(fig)
     assert [q.key for q in qs] == ["cosine", "stages", "droppable", "lens"]
-    assert all(q.verdict in ("yes", "no", "partly", "within noise") for q in qs)
+    assert all(set(q.answers.values()) <= {"yes", "no", "partly", "within noise"} for q in qs)
     assert all(len(f.seeds) == 2 for q in qs for f in q.findings)
     assert "profile tiny-beyond" in fig.caption()
     plt.close(plots.draw(fig))
