@@ -86,8 +86,8 @@ def grid(ladder: list[Rung], here: str = "book/ladder") -> str:
             row = g.row(r.item)
             v, (k, n) = verdict(row), held(row)
             count = f"<small>{k}/{n}</small>" if n else ""
-            cells.append(f'<td class="rf-cell rf-{page._slug(v)}">{page.BADGES.get(v, v)}{count}</td>')
-        lines.append(f'<tr><td><a href="{page._link(r.key, here)}">{page._e(r.item)}</a></td>{"".join(cells)}</tr>')
+            cells.append(f'<td class="rf-cell rf-{page.slug(v)}">{page.BADGES.get(v, v)}{count}</td>')
+        lines.append(f'<tr><td><a href="{page.link(r.key, here)}">{page.escape(r.item)}</a></td>{"".join(cells)}</tr>')
     return (f'<table class="rf-ladder"><thead><tr><th>claim</th>{_heads(ladder)}</tr></thead>'
             f'<tbody>{"".join(lines)}</tbody></table>')
 
@@ -118,14 +118,14 @@ def numbers(item: str, ladder: list[Rung]) -> str:
                 shown = '<span class="rf-outcome rf-not-run">not run</span>'
             else:
                 mark = page.OUTCOME_MARKS.get(c.outcome, "")
-                shown = f'{c.value:.3g} <span class="rf-outcome rf-{page._slug(c.outcome)}">{mark} {page._e(c.outcome)}</span>'
-            cells.append(f'<td class="rf-num" data-label="{page._e(g.profile)}">{shown}</td>')
+                shown = f'{c.value:.3g} <span class="rf-outcome rf-{page.slug(c.outcome)}">{mark} {page.escape(c.outcome)}</span>'
+            cells.append(f'<td class="rf-num" data-label="{page.escape(g.profile)}">{shown}</td>')
         label = (f"{group}: " if group else "") + text
-        lines.append(f"<tr><td>{page._e(label)}</td>{''.join(cells)}</tr>")
+        lines.append(f"<tr><td>{page.escape(label)}</td>{''.join(cells)}</tr>")
     return (f'<table class="rf-checks"><thead><tr><th>condition</th>{_heads(ladder)}</tr></thead>'
             f'<tbody>{"".join(lines)}</tbody></table>')
 
 
 def _heads(ladder: list[Rung]) -> str:
     """The rungs' column heads of a ladder table."""
-    return "".join(f"<th><code>{page._e(g.profile)}</code></th>" for g in ladder)
+    return "".join(f"<th><code>{page.escape(g.profile)}</code></th>" for g in ladder)

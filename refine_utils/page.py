@@ -95,9 +95,9 @@ class Shown:
         entry = self._entry(label)
         fig = self.data[entry.label]
         if isinstance(fig, Unstored):
-            return HTML(f'<p class="rf-caption"><span class="rf-fignum">Figure {_e(entry.label)}.</span> '
-                        f'{_e(entry.caption)} <em>Not drawn at profile <code>{self.setting.profile.name}</code>: '
-                        f'{_e(fig.reason)}.</em></p>')
+            return HTML(f'<p class="rf-caption"><span class="rf-fignum">Figure {escape(entry.label)}.</span> '
+                        f'{escape(entry.caption)} <em>Not drawn at profile <code>{self.setting.profile.name}</code>: '
+                        f'{escape(fig.reason)}.</em></p>')
         if isinstance(fig, TableData):
             return table(fig.markdown(), fig.meta, entry.label, entry.caption)
         return figure(fig, entry)
@@ -130,34 +130,34 @@ class Shown:
 
 def badge(verdict: str) -> str:
     """A coloured verdict badge (HTML)."""
-    return f'<span class="rf-badge rf-{_slug(verdict)}">{BADGES.get(verdict, verdict)}</span>'
+    return f'<span class="rf-badge rf-{slug(verdict)}">{BADGES.get(verdict, verdict)}</span>'
 
 
 def verdict(row, setting: experiments.Setting) -> HTML:
     """The box a figure page opens with: the verdict, what the paper says, the numbers that
     decide it (each test of the rule, what we measured, whether it holds) and the scale."""
-    body = [f'<p class="rf-head">{badge(row.verdict)} <strong>{_e(row.item)}</strong></p>',
-            f"<p><strong>The paper says:</strong> {_e(row.claim)}</p>"]
+    body = [f'<p class="rf-head">{badge(row.verdict)} <strong>{escape(row.item)}</strong></p>',
+            f"<p><strong>The paper says:</strong> {escape(row.claim)}</p>"]
     if row.checks:
         body.append(_checks(row.checks))
     else:
         why = getattr(row, "reason", "") or "the results this claim needs are not in the results folder yet"
-        body.append(f"<p>Not judged: {_e(why)}.</p>")
+        body.append(f"<p>Not judged: {escape(why)}.</p>")
     body.append(f'<p class="rf-scale">{scale(setting)}</p>')
-    return HTML(f'<div class="rf-verdict rf-{_slug(row.verdict)}">{"".join(body)}</div>')
+    return HTML(f'<div class="rf-verdict rf-{slug(row.verdict)}">{"".join(body)}</div>')
 
 
 def scale(setting: experiments.Setting) -> str:
     """One sentence (HTML) on the scale the evidence comes from, to read every verdict by."""
     p = setting.profile
     epochs = sorted(s[0] for s in train.PAPER_SCHEDULES.values())
-    text = (f"<strong>Scale.</strong> Evidence from profile <code>{p.name}</code>: {_e(p.description)}. "
+    text = (f"<strong>Scale.</strong> Evidence from profile <code>{p.name}</code>: {escape(p.description)}. "
             f"The paper trains full-width networks for {epochs[0]}–{epochs[-1]} epochs on all of CIFAR-10 "
             f"({experiments.PAPER.seeds} runs); here a “not” says the effect does not show at this scale, "
             "not that the paper is wrong.")
     if setting.standing_in is not None:
         asked, why = setting.standing_in
-        text += f" <em>Standing in:</em> profile <code>{asked}</code> {_e(why)}."
+        text += f" <em>Standing in:</em> profile <code>{asked}</code> {escape(why)}."
     return text
 
 
@@ -178,18 +178,18 @@ def figure(fig: FigureData, entry: registry.Figure) -> HTML:
                                      **entry.axes))
         cols = min(ncols or 2, len(fig.panels))
         # At most SCALE CSS px per point: a one-panel figure is not blown up to the column's width.
-        images.append(f'<img class="{cls}" src="data:image/svg+xml;base64,{svg}" alt="{_e(alt)}" '
+        images.append(f'<img class="{cls}" src="data:image/svg+xml;base64,{svg}" alt="{escape(alt)}" '
                       f'style="max-width: {SCALE * width:.0f}px" data-width-pt="{width:.1f}" data-ncols="{cols}" '
                       f'data-font-pt="{plots.SMALLEST:g}">')
-    slug = _slug(entry.label)
-    return HTML(f'<figure class="rf-figure" id="figure-{slug}">{"".join(images)}'
-                f'<figcaption><span class="rf-fignum">Figure {_e(entry.label)}.</span> {_e(entry.caption)} '
+    anchor = slug(entry.label)
+    return HTML(f'<figure class="rf-figure" id="figure-{anchor}">{"".join(images)}'
+                f'<figcaption><span class="rf-fignum">Figure {escape(entry.label)}.</span> {escape(entry.caption)} '
                 f'<span class="rf-provenance">{provenance(fig.meta)}</span></figcaption></figure>')
 
 
 def table(markdown: str, meta: dict, label: str, caption: str) -> Markdown:
     """A markdown table under its number, caption and provenance."""
-    return Markdown(f'<p class="rf-caption"><span class="rf-fignum">Table {_e(label)}.</span> {_e(caption)} '
+    return Markdown(f'<p class="rf-caption"><span class="rf-fignum">Table {escape(label)}.</span> {escape(caption)} '
                     f'<span class="rf-provenance">{provenance(meta)}</span></p>\n\n{markdown}')
 
 
@@ -208,14 +208,14 @@ def provenance(meta: dict) -> str:
     commits = meta["commits"]
     where = (f"commit{'s' if len(commits) > 1 else ''} " + ", ".join(f"<code>{c}</code>" for c in commits)
              if commits else "no stored results")
-    return (f"Profile <code>{meta['profile']}</code>: {_e(data.LABELS[meta['dataset']])}{stand_in}; {_e(nets)}; "
+    return (f"Profile <code>{meta['profile']}</code>: {escape(data.LABELS[meta['dataset']])}{stand_in}; {escape(nets)}; "
             f"{seeds}; device {meta['device']}. Results computed at {where}.")
 
 
 def grid(rows, here: str = "book/scorecard") -> HTML:
     """The scorecard at a glance: one line per claim, its verdict badge, linked to its page."""
-    lines = "".join(f'<tr><td><a href="{_link(r.key, here)}">{_e(r.item)}</a> '
-                    f'<span class="rf-topic">{_e(scorecard.claim(r.key).topic)}</span></td>'
+    lines = "".join(f'<tr><td><a href="{link(r.key, here)}">{escape(r.item)}</a> '
+                    f'<span class="rf-topic">{escape(scorecard.claim(r.key).topic)}</span></td>'
                     f"<td>{badge(r.verdict)}</td></tr>" for r in rows)
     return HTML(f'<table class="rf-grid"><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>{lines}</tbody>'
                 "</table>")
@@ -226,11 +226,11 @@ def conditions(rows, here: str = "book/scorecard") -> HTML:
     parts = []
     for r in rows:
         checks = (_checks(r.checks) if r.checks else
-                  f"<p>Not judged: {_e(r.reason or 'the results this claim needs are not in the results folder yet')}.</p>")
-        parts.append(f'<details class="rf-details"><summary>{badge(r.verdict)} <strong>{_e(r.item)}</strong></summary>'
-                     f'<p><strong>The paper says:</strong> {_e(r.claim)} '
-                     f'(<a href="{_link(r.key, here)}">its page</a>)</p>{checks}'
-                     f'<p>Evidence: {_e(r.evidence or "none").replace("`", "")}.</p></details>')
+                  f"<p>Not judged: {escape(r.reason or 'the results this claim needs are not in the results folder yet')}.</p>")
+        parts.append(f'<details class="rf-details"><summary>{badge(r.verdict)} <strong>{escape(r.item)}</strong></summary>'
+                     f'<p><strong>The paper says:</strong> {escape(r.claim)} '
+                     f'(<a href="{link(r.key, here)}">its page</a>)</p>{checks}'
+                     f'<p>Evidence: {escape(r.evidence or "none").replace("`", "")}.</p></details>')
     return HTML("".join(parts))
 
 
@@ -247,11 +247,11 @@ def _checks(checks) -> str:
         value = "—" if c.value != c.value else f"{c.value:.3g}"  # NaN: not measured
         spread = getattr(c, "spread", "")  # ± s.e. across seeds and each seed's value
         if spread:
-            value += f'<br><span class="rf-spread">{_e(spread)}</span>'
-        rows.append(f"<tr><td>{_e((group + ': ') if group else '')}{_e(c.label)}</td>"
-                    f'<td class="rf-num" data-label="paper">{_e(getattr(c, "paper", "") or "—")}</td>'
+            value += f'<br><span class="rf-spread">{escape(spread)}</span>'
+        rows.append(f"<tr><td>{escape((group + ': ') if group else '')}{escape(c.label)}</td>"
+                    f'<td class="rf-num" data-label="paper">{escape(getattr(c, "paper", "") or "—")}</td>'
                     f'<td class="rf-num" data-label="ours">{value}</td>'
-                    f'<td class="rf-outcome rf-{_slug(outcome)}">{OUTCOME_MARKS.get(outcome, "")} {_e(outcome)}</td></tr>')
+                    f'<td class="rf-outcome rf-{slug(outcome)}">{OUTCOME_MARKS.get(outcome, "")} {escape(outcome)}</td></tr>')
     return ('<table class="rf-checks"><thead><tr><th>our test of the claim</th><th>paper</th><th>ours</th><th></th>'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
@@ -272,16 +272,16 @@ def answers(questions) -> HTML:
             value = f"{f.value:.3g}"
             if len(f.seeds) > 1:
                 value += f'<br><span class="rf-spread">(seeds {", ".join(f"{v:.3g}" for v in f.seeds)})</span>'
-            rows.append(f'<tr><td>{_e(f.text)}</td><td class="rf-num" data-label="ours">{value}</td>'
-                        f'<td class="rf-outcome rf-{_slug(style)}">{OUTCOME_MARKS[style]} {_e(f.verdict)}</td></tr>')
-        parts.append(f"<p><strong>{_e(q.question)}</strong> Answer: <strong>{_e(q.verdict)}</strong>.<br>"
-                     f'<span class="rf-topic">Measured: {_e(q.how)}.</span></p>'
+            rows.append(f'<tr><td>{escape(f.text)}</td><td class="rf-num" data-label="ours">{value}</td>'
+                        f'<td class="rf-outcome rf-{slug(style)}">{OUTCOME_MARKS[style]} {escape(f.verdict)}</td></tr>')
+        parts.append(f"<p><strong>{escape(q.question)}</strong> Answer: <strong>{escape(q.verdict)}</strong>.<br>"
+                     f'<span class="rf-topic">Measured: {escape(q.how)}.</span></p>'
                      '<table class="rf-checks"><thead><tr><th>finding (threshold)</th><th>ours</th><th></th></tr>'
                      f'</thead><tbody>{"".join(rows)}</tbody></table>')
     return HTML('<div class="rf-answers">' + "".join(parts) + "</div>")
 
 
-def _link(claim: str, here: str) -> str:
+def link(claim: str, here: str) -> str:
     """The page that judges ``claim``, relative to the document ``here``."""
     return os.path.relpath(registry.page_of(claim).notebook, os.path.dirname(here)) + ".html"
 
@@ -310,11 +310,13 @@ def _alt(fig: FigureData, marks) -> str:
     return text + "."
 
 
-def _e(text: str) -> str:
+def escape(text: str) -> str:
+    """``text`` safe inside HTML, quotes included."""
     return html.escape(str(text), quote=True)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a CSS class or anchor: lower-case words joined by hyphens."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
