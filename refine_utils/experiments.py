@@ -355,8 +355,7 @@ CIFAR10_LONG = Profile(
     part_epochs={"sharing": {a: 50 for a in models.ARCHS if a.startswith("resnet")}},
     omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
     # Published part by part: these train after the main part, and cifar10-cpu stands in meanwhile.
-    pending={"sharing": "the networks of Table 1 and Fig. 8-9, queued after the vision transformer's",
-             "beyond": "the vision transformer's runs, about 4.5 core-hours each on one CPU core"},
+    pending={"sharing": "the networks of Table 1 and Fig. 8-9, training after the vision transformer's"},
     fallback="cifar10-cpu",
     batch_size=128,
     monitor=500,
