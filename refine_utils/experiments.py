@@ -241,6 +241,25 @@ class Profile:
             return "the paper's schedules"
         return "each paper schedule compressed to the epochs given, milestones at the paper's fractions"
 
+    def schedule_of(self, arch: str) -> str:
+        """How ``arch`` trains at this profile (captions): ``schedule_note`` for the paper's SGD
+        networks; the ViT's own recipe (``train.VIT_RECIPE``), whose cosine keeps its shape at any length."""
+        recipe = train.recipe(arch)
+        if not isinstance(recipe.schedule, train.WarmupCosine):
+            return self.schedule_note
+        cos = recipe.schedule
+        return (f"AdamW (weight decay {recipe.weight_decay:g}) at peak rate {cos.lr:g}, linear warm-up over the first "
+                f"{100 * cos.warmup / cos.epochs:g} % of the epochs, then cosine decay (the usual recipe for small ViTs)")
+
+    def schedules(self, archs) -> str:
+        """``schedule_of`` every one of ``archs``: said once when they agree, else per architecture."""
+        notes: dict[str, list[str]] = {}
+        for arch in archs:
+            notes.setdefault(self.schedule_of(arch), []).append(arch)
+        if len(notes) == 1:
+            return next(iter(notes))
+        return "; ".join(f"{', '.join(group)}: {note}" for note, group in notes.items())
+
     def dataset(self, role: str) -> str:
         if role not in ROLES:
             raise ValueError(f"unknown dataset role {role!r}; choose one of: {', '.join(ROLES)}")

@@ -75,7 +75,7 @@ class FigureData:
         m = self.meta
         nets = ", ".join(f"{a} (width {w:g}, {e} epochs)" for a, (w, e) in m["archs"].items())
         stand_in = f" standing in for {m['role']}" if data.source(m["dataset"]) != m["role"] else ""
-        schedule = experiments.get_profile(m["profile"]).schedule_note
+        schedule = experiments.get_profile(m["profile"]).schedules(m["archs"])
         return (f"profile {m['profile']}: {data.LABELS[m['dataset']]}{stand_in}; {nets}; schedule: {schedule}; "
                 f"seeds {m['seeds']}; device {m['device']}; commit {', '.join(m['commits'])}")
 

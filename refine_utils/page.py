@@ -203,7 +203,7 @@ def provenance(meta: dict) -> str:
         nets += f", {epochs.pop()} epochs each"
     prof = experiments.PROFILES.get(meta["profile"])
     if prof is not None:
-        nets += f"; schedule: {prof.schedule_note}"
+        nets += f"; schedule: {prof.schedules(meta['archs'])}"
     seeds = f"mean of {meta['seeds']} seeds (band: ±1 s.d.)" if meta["seeds"] > 1 else "1 seed"
     commits = meta["commits"]
     where = (f"commit{'s' if len(commits) > 1 else ''} " + ", ".join(f"<code>{c}</code>" for c in commits)

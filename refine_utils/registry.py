@@ -94,7 +94,7 @@ def _zero(d: FigureData) -> dict:
 
 def _glue_training(d: FigureData) -> dict:
     return {f"training_{arch}_val_acc": float(curves["validation"].mean[-1]) for arch, curves in d.panels.items()} | {
-        "training_fit": _fit(d), "training_schedule": experiments.get_profile(d.meta["profile"]).schedule_note}
+        "training_fit": _fit(d), "training_schedule": experiments.get_profile(d.meta["profile"]).schedules(d.meta["archs"])}
 
 
 _NAMES = {"single-representation": "single representation", "resnet110": "ResNet-110"}

@@ -112,6 +112,16 @@ def test_provenance_names_a_known_profiles_schedule_and_every_commit_once():
     assert text.count("0123456789") == 1 and text.count("abcdef0123") == 1 and "commits <code>" in text
 
 
+def test_provenance_names_each_networks_own_schedule_when_they_differ():
+    from refine_utils import experiments
+
+    prof = experiments.get_profile("cifar10-long")
+    text = page.provenance(dict(META, profile="cifar10-long", archs={"resnet110": (0.5, 50), "vit": (1.0, 200)}))
+    assert f"resnet110: {html.escape(prof.schedule_note)}" in text  # the paper's SGD schedule, for the ResNet only
+    assert "vit: AdamW" in text and "5 % of the epochs, then cosine decay" in text
+    assert prof.schedules(["resnet110", "resnet56"]) == prof.schedule_note  # one schedule is said once
+
+
 def test_verdict_box_shows_badge_claim_numbers_and_scale():
     from refine_utils import experiments
 
