@@ -61,11 +61,10 @@ def _compute(entry: registry.Figure, pg: registry.Page, setting: experiments.Set
     try:
         return (entry.compute or scorecard.claim(entry.claim).compute)(setting)
     except experiments.MissingResult:
-        reasons = [scorecard.UNSTORED[k, setting.profile.name] for k in pg.claims
-                   if (k, setting.profile.name) in scorecard.UNSTORED]
-        if not reasons:
+        reason = scorecard.unstored(pg.claims, setting.profile.name)
+        if not reason:
             raise
-        return Unstored(reasons[0])
+        return Unstored(reason)
 
 
 @dataclasses.dataclass

@@ -593,6 +593,11 @@ UNSTORED = {
 }
 
 
+def unstored(keys, profile: str) -> str:
+    """Why ``profile`` never stored a result one of the claims ``keys`` needs ("" where it did)."""
+    return next((UNSTORED[k, profile] for k in keys if (k, profile) in UNSTORED), "")
+
+
 def _c100(fn):
     return lambda s: fn(s, role="cifar100")
 
@@ -691,7 +696,7 @@ def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: 
         try:
             out = _judged(c, c.compute(setting))
         except experiments.MissingResult:
-            reason = UNSTORED.get((c.key, setting.profile.name), "")
+            reason = unstored([c.key], setting.profile.name)
             out = Row(c.item, c.statement, [], "not run" if reason else "not yet run", reason=reason, key=c.key)
         except experiments.Diverged as e:  # a probe of a network that diverged has nothing to say
             out = Row(c.item, c.statement, [], "not run", reason=str(e), key=c.key)
