@@ -39,18 +39,19 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
         if var in os.environ:
             os.environ[var] = str(Path(os.environ[var]).resolve())
-    experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, executor=executor, **executor_options)
-    if train_only:
-        return []
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    done = []
-    for nb in notebooks():
-        if progress:
-            print(f"executing {nb.name} (profile {profile})", flush=True)
-        papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile), cwd=str(nb.parent),
-                                   kernel_name="python3", progress_bar=progress)
-        done.append(out / nb.name)
+    with experiments.pinned_isa(experiments.get_profile(profile).cpu_isa):
+        experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, executor=executor, **executor_options)
+        if train_only:
+            return []
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        done = []
+        for nb in notebooks():
+            if progress:
+                print(f"executing {nb.name} (profile {profile})", flush=True)
+            papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile),
+                                       cwd=str(nb.parent), kernel_name="python3", progress_bar=progress)
+            done.append(out / nb.name)
     return done
 
 
@@ -61,15 +62,16 @@ def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = e
     returns the claims computed. ``make results`` then draws the pages from the stored results."""
     from . import scorecard
 
-    experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, parts)
-    done = []
-    for claim in scorecard.CLAIMS:
-        setting = experiments.setting(profile, part=claim.part, pending=True)
-        if claim.part in parts and setting.standing_in is None:
-            try:
-                claim.compute(setting)
-            except experiments.Diverged as e:  # the page and the scorecard say so; the rest still runs
-                print(f"{claim.key}: not computed, {e}")
-                continue
-            done.append(claim.key)
+    with experiments.pinned_isa(experiments.get_profile(profile).cpu_isa):
+        experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, parts)
+        done = []
+        for claim in scorecard.CLAIMS:
+            setting = experiments.setting(profile, part=claim.part, pending=True)
+            if claim.part in parts and setting.standing_in is None:
+                try:
+                    claim.compute(setting)
+                except experiments.Diverged as e:  # the page and the scorecard say so; the rest still runs
+                    print(f"{claim.key}: not computed, {e}")
+                    continue
+                done.append(claim.key)
     return done

@@ -175,3 +175,20 @@ def test_training_is_deterministic_across_fresh_caches(tmp_path, monkeypatch):
         model, _ = E.trained(tiny())
         weights.append(model.head.fc.weight.detach().clone())
     assert torch.equal(*weights)
+
+
+def test_smoke_pins_the_cpu_kernels_of_the_processes_it_starts(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    assert E.SMOKE.cpu_isa == "avx2" and E.get_profile(E.PUBLISHED).cpu_isa is None  # the published runs go fastest
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    ask = "import torch; torch.ones(2).sum(); print(torch.backends.cpu.get_cpu_capability())"
+    with E.pinned_isa("default"):  # the lowest level, below any machine's own: a child that ignored the pin says more
+        assert os.environ["ONEDNN_MAX_CPU_ISA"] == "DEFAULT" and os.environ["MKL_CBWR"] == "DEFAULT"
+        child = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "DEFAULT"
+    assert "MKL_CBWR" not in os.environ  # restored as it was
+    with E.pinned_isa(None):
+        assert "ATEN_CPU_CAPABILITY" not in os.environ
