@@ -251,7 +251,7 @@ class Profile:
         if not isinstance(recipe.schedule, train.WarmupCosine):
             return self.schedule_note
         cos = recipe.schedule
-        return (f"AdamW (weight decay {recipe.weight_decay:g}) at peak rate {cos.lr:g}, linear warm-up over the first "
+        return (f"{train.OPTIMIZERS[recipe.optimizer]} (weight decay {recipe.weight_decay:g}) at peak rate {cos.lr:g}, linear warm-up over the first "
                 f"{100 * cos.warmup / cos.epochs:g} % of the epochs, then cosine decay (the usual recipe for small ViTs)")
 
     def schedules(self, archs) -> str:

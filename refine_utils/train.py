@@ -124,7 +124,8 @@ class WarmupCosine:
         return WarmupCosine(epochs, self.lr, max(1, round(self.warmup * epochs / self.epochs)))
 
 
-OPTIMIZERS = ("sgd", "adamw")
+#: Each optimiser a recipe may name, with its name as captions write it.
+OPTIMIZERS = {"sgd": "SGD", "adamw": "AdamW"}
 
 
 @dataclass(frozen=True)
