@@ -24,26 +24,26 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from refine_utils import experiments, train  # noqa: E402
+from refine_utils import experiments, specs, store, train  # noqa: E402
 
 KEYS = ("epoch", "lr", "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
 
 
 def specs(profile: str, device: str, parts: tuple[str, ...], seeds: int, archs: tuple[str, ...] = (),
-          epochs: int | None = None) -> list[experiments.RunSpec]:
+          epochs: int | None = None) -> list[specs.RunSpec]:
     """The profile's networks of ``parts`` (seeds below ``seeds``; only ``archs`` if given), in its
     training order, on ``device``, trained ``epochs`` epochs if given (the schedule fitted to them)."""
     return [dataclasses.replace(s, device=device, epochs=epochs or s.epochs) for s in experiments.book_specs(profile, parts)
             if s.seed < seeds and (not archs or s.arch in archs)]
 
 
-def _train(spec: experiments.RunSpec) -> None:
+def _train(spec: specs.RunSpec) -> None:
     experiments.run(spec)
 
 
-def history(spec: experiments.RunSpec) -> list[dict]:
+def history(spec: specs.RunSpec) -> list[dict]:
     """The epochs ``spec``'s checkpoint holds so far (none before its first epoch ends)."""
-    path = experiments.checkpoint_path(spec)
+    path = store.checkpoint_path(spec)
     if not path.exists():
         return []
     try:
@@ -69,7 +69,7 @@ def record(runs: list[dict], args, start: float) -> dict:
     for run in runs:
         run["history"] = history(run["spec"])
     return dict(profile=args.profile, device=device_name(args.device), torch=torch.__version__,
-                commit=os.environ.get("PILOT_COMMIT") or experiments.commit(),  # a snapshot without .git names it elapsed_s=round(time.time() - start, 1), deadline_s=args.deadline,
+                commit=os.environ.get("PILOT_COMMIT") or store.commit(),  # a snapshot without .git names it elapsed_s=round(time.time() - start, 1), deadline_s=args.deadline,
                 workers=args.workers,
                 runs=[dict(name=r["spec"].name, spec=dataclasses.asdict(r["spec"]), finished=r["finished"],
                            wall_s=r["wall_s"], epochs_done=len(r["history"]), history=r["history"]) for r in runs])

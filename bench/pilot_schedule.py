@@ -20,16 +20,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from refine_utils import experiments, sweep  # noqa: E402
+from refine_utils import experiments, profiles, specs, store, sweep  # noqa: E402
 
 PROFILE, ARCH, EPOCHS = "cifar10-long", "single-representation", 30
 KEYS = ("epoch", "lr", "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc",
         "cos", "ratio")
 
 
-def specs() -> dict[str, experiments.RunSpec]:
-    budget = dataclasses.replace(experiments.get_profile(PROFILE).spec(ARCH, 0), epochs=EPOCHS)
-    return {fit: dataclasses.replace(budget, schedule_fit=fit) for fit in experiments.SCHEDULE_FITS}
+def specs() -> dict[str, specs.RunSpec]:
+    budget = dataclasses.replace(profiles.get_profile(PROFILE).spec(ARCH, 0), epochs=EPOCHS)
+    return {fit: dataclasses.replace(budget, schedule_fit=fit) for fit in specs.SCHEDULE_FITS}
 
 
 def summary(history: list[dict]) -> dict:
@@ -44,7 +44,7 @@ def summary(history: list[dict]) -> dict:
 def main() -> int:
     runs = specs()
     sweep.run(experiments._train_quietly, list(runs.values()), executor="processes", workers=len(runs))
-    out = {"profile": PROFILE, "arch": ARCH, "commit": experiments.commit(), "runs": {}}
+    out = {"profile": PROFILE, "arch": ARCH, "commit": store.commit(), "runs": {}}
     for fit, spec in runs.items():
         _, history = experiments.run(spec)
         records = [{k: r.get(k) for k in KEYS} for r in history.records]

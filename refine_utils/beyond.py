@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import experiments, models
+from . import models, profiles
 from .figures import FigureData, Series, _Collector, _probe
 
 #: The two networks, and how the chapter names them.
@@ -63,7 +63,7 @@ def _lost(base: list[float], runs: list[list]) -> list[list]:
     return [[None if v is None else b - v for v in run] for b, run in zip(base, runs)]
 
 
-def figure(setting: experiments.Setting) -> FigureData:
+def figure(setting: profiles.Setting) -> FigureData:
     """ResNet-110 and the ViT through the same probes, per residual step, depth normalised to 0..1."""
     c = _Collector(setting, "cifar10")
     n_ex = setting.profile.probe_examples

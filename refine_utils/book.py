@@ -2,7 +2,7 @@
 spread over processes, then execute every notebook of the table of contents with papermill.
 
 This is what ``make results PROFILE=...`` and the test suite's smoke run call, so the book CI
-checks is the book a reader recomputes. Checkpoints, results and data go where ``experiments``
+checks is the book a reader recomputes. Checkpoints, results and data go where ``store``
 and ``data`` put them (``$REFINE_CACHE_DIR``, ``$REFINE_RESULTS_DIR``, ``$REFINE_DATA_DIR``).
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import data, experiments
+from . import data, experiments, profiles, store
 
 
-def toc_files(root: Path = experiments.ROOT) -> list[str]:
+def toc_files(root: Path = store.ROOT) -> list[str]:
     """Every document of ``_toc.yml`` in reading order (no suffix, relative to ``root``)."""
     import yaml
 
@@ -21,7 +21,7 @@ def toc_files(root: Path = experiments.ROOT) -> list[str]:
     return [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
 
 
-def notebooks(root: Path = experiments.ROOT) -> list[Path]:
+def notebooks(root: Path = store.ROOT) -> list[Path]:
     """The figure notebooks of ``_toc.yml``, in reading order."""
     return [root / f"{f}.ipynb" for f in toc_files(root) if f.startswith("notebooks/")]
 
@@ -39,7 +39,7 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
         if var in os.environ:
             os.environ[var] = str(Path(os.environ[var]).resolve())
-    with experiments.pinned_isa(experiments.get_profile(profile).cpu_isa):
+    with experiments.pinned_isa(profiles.get_profile(profile).cpu_isa):
         experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, executor=executor, **executor_options)
         if train_only:
             return []
@@ -55,18 +55,18 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
     return done
 
 
-def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = experiments.PARTS,
+def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = profiles.PARTS,
             progress: bool = True) -> list[str]:
     """Train ``profile``'s networks of ``parts`` and compute every result the scorecard's claims
     read, without notebooks (a machine with PyTorch alone, e.g. a lent GPU: ``bench/gpu_profile.sh``);
     returns the claims computed. ``make results`` then draws the pages from the stored results."""
     from . import scorecard
 
-    with experiments.pinned_isa(experiments.get_profile(profile).cpu_isa):
+    with experiments.pinned_isa(profiles.get_profile(profile).cpu_isa):
         experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, parts)
         done = []
         for claim in scorecard.CLAIMS:
-            setting = experiments.setting(profile, part=claim.part, pending=True)
+            setting = profiles.setting(profile, part=claim.part, pending=True)
             if claim.part in parts and setting.standing_in is None:
                 try:
                     claim.compute(setting)

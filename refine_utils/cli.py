@@ -1,7 +1,7 @@
 """``refine``: the command line.
 
 ``refine train`` trains one network through the book's own path: its flags make a
-``experiments.RunSpec``, and ``experiments.run`` trains it (same seeding, same spec-keyed
+``specs.RunSpec``, and ``experiments.run`` trains it (same seeding, same spec-keyed
 checkpoint under ``$REFINE_CACHE_DIR``), so the command line and the notebooks share trained
 networks and re-running a command resumes it; ``--out`` only exports a copy of the checkpoint.
 ``refine results`` computes a whole profile's results (``book.execute``).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, experiments, models, train
+from . import data, experiments, models, profiles, specs, store, train
 
 
 class UsageError(ValueError):
@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="epochs; the recipe's schedule is fitted to them (default: the recipe's full length, "
                         "the paper's for its architectures)")
-    t.add_argument("--schedule-fit", default="proportional", choices=experiments.SCHEDULE_FITS,
+    t.add_argument("--schedule-fit", default="proportional", choices=specs.SCHEDULE_FITS,
                    help="how the paper's schedule fits --epochs: milestones at the paper's fractions, or half the "
                         "epochs at the first rate (the ViT's cosine is scaled either way)")
     t.add_argument("--width", type=_positive_float, default=1.0, help="multiply every channel count (1.0 = the paper's network)")
@@ -85,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=_nonnegative_float, default=None,
                    help="weight decay on conv and linear weights (default: the recipe's, 1e-4 with SGD, 0.05 for the ViT)")
     t.add_argument("--seed", type=_natural, default=0, help="seed for initialisation, shuffling and augmentation")
-    t.add_argument("--device", default=None, choices=experiments.DEVICES,
+    t.add_argument("--device", default=None, choices=specs.DEVICES,
                    help="where to train (default: cuda when available); CUDA runs in bf16 autocast, compiled")
     t.add_argument("--precision", default="float32", choices=train.PRECISIONS,
                    help="CPU arithmetic: float32 (bit-reproducible) or bf16 autocast (where the CPU has AMX)")
@@ -102,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
                                    "--workers at a time, then execute every notebook with that profile. Results go to "
                                    "results/<profile>/ ($REFINE_RESULTS_DIR), checkpoints to cache/ ($REFINE_CACHE_DIR), "
                                    "CIFAR is read from $REFINE_DATA_DIR (default ./data).")
-    r.add_argument("--profile", required=True, help="a profile of refine_utils.experiments.PROFILES")
+    r.add_argument("--profile", required=True, help="a profile of refine_utils.profiles.PROFILES")
     r.add_argument("--workers", type=_positive_int, default=None, help="training processes (default: one per CPU core)")
     r.add_argument("--out", default=None, help="folder for the executed notebooks (default: _build/executed/<profile>)")
     r.add_argument("--train-only", action="store_true",
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return results(args) if args.command == "results" else train_command(args)
         except (UsageError, data.DatasetMissing, data.DataError, train.CheckpointError,
-                experiments.ResultError, experiments.MissingResult) as e:
+                store.ResultError, store.MissingResult) as e:
             print(f"refine: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as e:  # train.Interrupted says at which epoch and what is kept
@@ -161,7 +161,7 @@ def _sigterm_as_ctrl_c():
         signal.signal(signal.SIGTERM, previous)
 
 
-def spec_of(args) -> experiments.RunSpec:
+def spec_of(args) -> specs.RunSpec:
     """The ``RunSpec`` that ``refine train``'s flags name (the device checked to exist here)."""
     device = args.device or train.default_device()
     if device == "cuda" and not torch.cuda.is_available():
@@ -170,7 +170,7 @@ def spec_of(args) -> experiments.RunSpec:
     epochs = args.epochs or recipe.schedule.epochs
     weight_decay = recipe.weight_decay if args.weight_decay is None else args.weight_decay
     try:
-        return experiments.RunSpec(args.arch, args.dataset, args.width, epochs, args.seed, args.batch_size,
+        return specs.RunSpec(args.arch, args.dataset, args.width, epochs, args.seed, args.batch_size,
                                    weight_decay, device, monitor=args.monitor, precision=args.precision,
                                    schedule_fit=args.schedule_fit, train_eval=args.train_eval)
     except ValueError as e:
@@ -191,7 +191,7 @@ def writable_folder(folder: Path, what: str) -> None:
         raise UsageError(f"{what}: cannot write in {folder} ({e.strerror or e})") from None
 
 
-def check_out(out: Path, spec: experiments.RunSpec) -> None:
+def check_out(out: Path, spec: specs.RunSpec) -> None:
     """``--out`` must name a file in a writable folder, and must not replace a file of another run."""
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; name a file, e.g. {out / (spec.name + '.pt')}")
@@ -210,7 +210,7 @@ def train_command(args) -> int:
     spec = spec_of(args)
     if args.data_dir is not None:  # experiments reads data where data.load looks: $REFINE_DATA_DIR
         os.environ["REFINE_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    ckpt = experiments.checkpoint_path(spec)
+    ckpt = store.checkpoint_path(spec)
     writable_folder(ckpt.parent, "checkpoint folder ($REFINE_CACHE_DIR)")
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -242,8 +242,8 @@ def train_command(args) -> int:
 def results(args) -> int:
     from . import book
 
-    if args.profile not in experiments.PROFILES:
-        raise UsageError(f"unknown profile {args.profile!r}; choose one of: {', '.join(experiments.PROFILES)}")
+    if args.profile not in profiles.PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; choose one of: {', '.join(profiles.PROFILES)}")
     options = {}
     if args.executor == "processes":
         given = [f"--{k}" for k in ("partition", "time", "gpus") if getattr(args, k) is not None]
@@ -256,8 +256,8 @@ def results(args) -> int:
             raise UsageError("--partition only applies with --executor slurm")
     book.execute(args.profile, args.out or f"_build/executed/{args.profile}", args.workers, train_only=args.train_only,
                  executor=args.executor, **options)
-    print(f"done: networks trained in {experiments.cache_dir()}" if args.train_only else
-          f"done: results in {experiments.results_dir() / args.profile}")
+    print(f"done: networks trained in {store.cache_dir()}" if args.train_only else
+          f"done: results in {store.results_dir() / args.profile}")
     return 0
 
 

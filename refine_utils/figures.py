@@ -1,6 +1,6 @@
 """One call per figure of the paper: the numbers it plots, computed (or read from the cache).
 
-Every function takes a validated ``experiments.Setting`` (profile, device, seeds) and returns a
+Every function takes a validated ``profiles.Setting`` (profile, device, seeds) and returns a
 ``FigureData``: panels (one per architecture, or per metric) of named curves, each a ``Series``
 holding one run per seed, with the facts a caption must state (profile, dataset, widths,
 epochs, seeds, device, commit). ``plots`` draws them; the scorecard reads them.
@@ -18,8 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import data, experiments, models
-from .experiments import Setting
+from . import data, experiments, models, profiles, specs, store
+from .profiles import Setting
 
 SPLITS = {"train": "train", "test": "validation"}
 #: Fig. 7's output scales judged by the scorecard: the paper says only "appropriate scaling".
@@ -75,7 +75,7 @@ class FigureData:
         m = self.meta
         nets = ", ".join(f"{a} (width {w:g}, {e} epochs)" for a, (w, e) in m["archs"].items())
         stand_in = f" standing in for {m['role']}" if data.source(m["dataset"]) != m["role"] else ""
-        schedule = experiments.get_profile(m["profile"]).schedules(m["archs"])
+        schedule = profiles.get_profile(m["profile"]).schedules(m["archs"])
         return (f"profile {m['profile']}: {data.LABELS[m['dataset']]}{stand_in}; {nets}; schedule: {schedule}; "
                 f"seeds {m['seeds']}; device {m['device']}; commit {', '.join(m['commits'])}")
 
@@ -88,7 +88,7 @@ class _Collector:
         self.archs: dict[str, tuple[float, int]] = {}
         self.commits: set[str] = set()
 
-    def spec(self, arch: str, seed: int) -> experiments.RunSpec:
+    def spec(self, arch: str, seed: int) -> specs.RunSpec:
         spec = self.setting.spec(arch, seed, self.role)
         self.archs[arch] = (spec.width, spec.epochs)
         return spec
@@ -103,7 +103,7 @@ class _Collector:
             out = probe(model, experiments.dataset(spec.dataset), **params)
             return out.to_dict() if hasattr(out, "to_dict") else out
 
-        record = experiments.result(self.setting.profile.name, name, spec, compute, params)
+        record = store.result(self.setting.profile.name, name, spec, compute, params)
         self.commits.add(record["commit"])
         return record["value"]
 
@@ -116,7 +116,7 @@ class _Collector:
             _, h = experiments.run(spec)
             return dict(records=h.records, diverged=h.diverged)
 
-        record = experiments.result(self.setting.profile.name, "history", spec, compute)
+        record = store.result(self.setting.profile.name, "history", spec, compute)
         self.commits.add(record["commit"])
         return record["value"]
 
@@ -279,7 +279,7 @@ def figure7(setting: Setting, role: str = "cifar10", arch: str = "resnet110", st
 
     ``extra["unroll"][scale][split]`` holds the typed ``probes.Unroll`` of every seed (what the
     scorecard reads); with ``missing_ok`` a scale whose results are not stored is left out and named
-    in ``extra["missing"]`` instead of raising ``experiments.MissingResult``."""
+    in ``extra["missing"]`` instead of raising ``store.MissingResult``."""
     from . import probes
 
     c = _Collector(setting, role)
@@ -290,7 +290,7 @@ def figure7(setting: Setting, role: str = "cifar10", arch: str = "resnet110", st
                                                                  steps=steps, scale=scale,
                                                                  max_examples=_examples(setting)))
                                 for s in setting.seeds] for split, label in SPLITS.items()}
-        except experiments.MissingResult:
+        except store.MissingResult:
             if not missing_ok or scale == 1.0:
                 raise
             missing.append(scale)
@@ -348,7 +348,7 @@ def _at_init(c: _Collector, arch: str, seed: int) -> dict:
         return dict(act_norms=probes.activation_norms(model, images, batch_stats=True),
                     grad_ratio=probes.gradient_norm_ratio(model, images, labels, batch_stats=True))
 
-    record = experiments.result(c.setting.profile.name, "at_init", spec, compute)
+    record = store.result(c.setting.profile.name, "at_init", spec, compute)
     c.commits.add(record["commit"])
     return record["value"]
 
@@ -427,7 +427,7 @@ def _at_init_same_weights(c: _Collector, arch: str, seed: int, source: str) -> l
         model.to(spec.device)
         return probes.activation_norms(model, images, batch_stats=True)
 
-    record = experiments.result(c.setting.profile.name, "at_init_same_weights", spec, compute,
+    record = store.result(c.setting.profile.name, "at_init_same_weights", spec, compute,
                                 dict(weights_from=source))
     c.commits.add(record["commit"])
     return record["value"]
@@ -505,7 +505,7 @@ def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
     for each dataset role (default: every role the profile has data for)."""
     from . import paper
 
-    roles = roles or tuple(r for r in experiments.ROLES if r in setting.profile.datasets)
+    roles = roles or tuple(r for r in profiles.ROLES if r in setting.profile.datasets)
     colls = {role: _Collector(setting, role) for role in roles}
     rows = []
     for arch in paper.TABLE1["cifar10"]:

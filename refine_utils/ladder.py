@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import experiments, page, scorecard
+from . import page, scorecard, store
 
 #: The rungs, smallest scale first.
 LADDER = ("smoke", "cifar10-cpu", "cifar10-long", "cifar10-gpu")
@@ -36,7 +36,7 @@ def rungs(ladder: tuple[str, ...] = LADDER) -> list[Rung]:
     """Every rung's scorecard from its committed results (nothing is trained or computed)."""
     out = []
     for name in ladder:
-        committed = (experiments.results_dir() / name).is_dir()
+        committed = (store.results_dir() / name).is_dir()
         out.append(Rung(name, scorecard.rows(name) if committed else None))
     return out
 

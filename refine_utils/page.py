@@ -19,7 +19,7 @@ import re
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown
 
-from . import benchmarks, data, experiments, plots, registry, scorecard, train
+from . import benchmarks, data, plots, profiles, registry, scorecard, store, train
 from .figures import FigureData, TableData
 
 #: The largest scale of a figure on the page, CSS px per point: two panels then fill the text column.
@@ -36,7 +36,7 @@ def show(key: str, profile: str | None = None, device: str | None = None, seeds:
     from myst_nb import glue
 
     pg = registry.PAGES[key]
-    setting = experiments.setting(profile, device, seeds, part=pg.part)
+    setting = profiles.setting(profile, device, seeds, part=pg.part)
     data = {f.label: _compute(f, pg, setting) for f in pg.figures}
     rows = {f.claim: (scorecard.row(scorecard.claim(f.claim), profile, device, seeds)  # "not run", and why
                       if isinstance(data[f.label], Unstored) else scorecard.check(f.claim, data[f.label]))
@@ -55,12 +55,12 @@ class Unstored:
     reason: str
 
 
-def _compute(entry: registry.Figure, pg: registry.Page, setting: experiments.Setting):
+def _compute(entry: registry.Figure, pg: registry.Page, setting: profiles.Setting):
     """Figure ``entry``'s data, or ``Unstored`` where a result is missing that the profile is known
     never to have stored for one of the page's claims; any other missing result is an error."""
     try:
         return (entry.compute or scorecard.claim(entry.claim).compute)(setting)
-    except experiments.MissingResult:
+    except store.MissingResult:
         reason = scorecard.unstored(pg.claims, setting.profile.name)
         if not reason:
             raise
@@ -73,7 +73,7 @@ class Shown:
     its glued numbers by name; each method gives one cell's display."""
 
     page: registry.Page
-    setting: experiments.Setting
+    setting: profiles.Setting
     data: dict
     rows: dict[str, scorecard.Row]
     glued: dict
@@ -132,7 +132,7 @@ def badge(verdict: str) -> str:
     return f'<span class="rf-badge rf-{slug(verdict)}">{BADGES.get(verdict, verdict)}</span>'
 
 
-def verdict(row, setting: experiments.Setting) -> HTML:
+def verdict(row, setting: profiles.Setting) -> HTML:
     """The box a figure page opens with: the verdict, what the paper says, the numbers that
     decide it (each test of the rule, what we measured, whether it holds) and the scale."""
     body = [f'<p class="rf-head">{badge(row.verdict)} <strong>{escape(row.item)}</strong></p>',
@@ -146,13 +146,13 @@ def verdict(row, setting: experiments.Setting) -> HTML:
     return HTML(f'<div class="rf-verdict rf-{slug(row.verdict)}">{"".join(body)}</div>')
 
 
-def scale(setting: experiments.Setting) -> str:
+def scale(setting: profiles.Setting) -> str:
     """One sentence (HTML) on the scale the evidence comes from, to read every verdict by."""
     p = setting.profile
     epochs = sorted(s[0] for s in train.PAPER_SCHEDULES.values())
     text = (f"<strong>Scale.</strong> Evidence from profile <code>{p.name}</code>: {escape(p.description)}. "
             f"The paper trains full-width networks for {epochs[0]}–{epochs[-1]} epochs on all of CIFAR-10 "
-            f"({experiments.PAPER.seeds} runs); here a “not” says the effect does not show at this scale, "
+            f"({profiles.PAPER.seeds} runs); here a “not” says the effect does not show at this scale, "
             "not that the paper is wrong.")
     if setting.standing_in is not None:
         asked, why = setting.standing_in
@@ -160,7 +160,7 @@ def scale(setting: experiments.Setting) -> str:
     return text
 
 
-def note(setting: experiments.Setting) -> HTML:
+def note(setting: profiles.Setting) -> HTML:
     """The scale sentence alone, for a page that shows evidence without judging a claim."""
     return HTML(f'<div class="rf-verdict rf-note"><p class="rf-scale">{scale(setting)}</p></div>')
 
@@ -200,7 +200,7 @@ def provenance(meta: dict) -> str:
                      for a, (w, e) in meta["archs"].items())
     if len(epochs) == 1:
         nets += f", {epochs.pop()} epochs each"
-    prof = experiments.PROFILES.get(meta["profile"])
+    prof = profiles.PROFILES.get(meta["profile"])
     if prof is not None:
         nets += f"; schedule: {prof.schedules(meta['archs'])}"
     seeds = f"mean of {meta['seeds']} seeds (band: ±1 s.d.)" if meta["seeds"] > 1 else "1 seed"
@@ -328,7 +328,7 @@ def tally(rows) -> str:
     return registry.in_words([f"{n} {BADGES.get(v, v)}" for v, n in counts.items()])
 
 
-#: What a reader calls each part of the book (``experiments.PARTS``).
+#: What a reader calls each part of the book (``profiles.PARTS``).
 PART_TITLES = {"main": "the main figures", "cifar100": "the CIFAR-100 appendix", "sharing": "the shared-block chapter",
                "beyond": "the vision-transformer chapter"}
 
@@ -336,7 +336,7 @@ PART_TITLES = {"main": "the main figures", "cifar100": "the CIFAR-100 appendix",
 def stand_ins(profile: str | None = None) -> str:
     """One sentence: which parts of the book read another profile than ``profile`` (omitted, or
     still training), which one, and why; each of their pages says so too."""
-    shown = [(part, experiments.setting(profile, part=part)) for part in experiments.PARTS]
+    shown = [(part, profiles.setting(profile, part=part)) for part in profiles.PARTS]
     lines = [f"{PART_TITLES[part]} reads profile {s.profile.name}, as {s.standing_in[0]} {s.standing_in[1]}"
              for part, s in shown if s.standing_in is not None]
     if not lines:

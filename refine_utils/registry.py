@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import beyond, experiments, figures, paper, paper_refs, scorecard
+from . import beyond, figures, paper, paper_refs, profiles, scorecard
 from .figures import FigureData
 from .paper_refs import Mark
 
@@ -65,7 +65,7 @@ class Figure:
 @dataclass(frozen=True)
 class Page:
     """A notebook of the book: its figures in page order and the book part whose results it reads
-    (``experiments.PARTS``)."""
+    (``profiles.PARTS``)."""
 
     notebook: str
     figures: tuple[Figure, ...]
@@ -94,7 +94,7 @@ def _zero(d: FigureData) -> dict:
 
 def _glue_training(d: FigureData) -> dict:
     return {f"training_{arch}_val_acc": float(curves["validation"].mean[-1]) for arch, curves in d.panels.items()} | {
-        "training_fit": _fit(d), "training_schedule": experiments.get_profile(d.meta["profile"]).schedules(d.meta["archs"])}
+        "training_fit": _fit(d), "training_schedule": profiles.get_profile(d.meta["profile"]).schedules(d.meta["archs"])}
 
 
 _NAMES = {"single-representation": "single representation", "resnet110": "ResNet-110"}

@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import experiments, figures, paper
+from . import experiments, figures, paper, profiles, store
 from .figures import FigureData
 
 VERDICTS = ("reproduced", "partly", "within noise", "not", "not yet run", "not run")
@@ -577,9 +577,9 @@ class Claim:
     item: str
     topic: str
     statement: str
-    compute: Callable[[experiments.Setting], FigureData]
+    compute: Callable[[profiles.Setting], FigureData]
     rule: Callable[[FigureData], list[Check]]
-    part: str = "main"  # the book's part (experiments.PARTS) whose results it reads
+    part: str = "main"  # the book's part (profiles.PARTS) whose results it reads
 
 
 #: The model Appendix D reports: Section 4.5's naively shared ResNet-110 of Fig. 8.
@@ -602,7 +602,7 @@ def _c100(fn):
     return lambda s: fn(s, role="cifar100")
 
 
-def _fig7_sweep(setting: experiments.Setting) -> FigureData:
+def _fig7_sweep(setting: profiles.Setting) -> FigureData:
     return figures.figure7(setting, scales=figures.UNROLL_SWEEP, missing_ok=True)
 
 
@@ -686,16 +686,16 @@ def row(c: Claim, profile: str | None = None, device: str | None = None, seeds: 
     the profile omits the part, never stored what the rule needs or the network diverged, "not yet
     run" where results are missing or the part is still training. No row is read from another
     profile."""
-    setting = experiments.setting(profile, device, seeds, part=c.part)
+    setting = profiles.setting(profile, device, seeds, part=c.part)
     if setting.standing_in is not None:
         asked, why = setting.standing_in
         reason = f"profile `{asked}` {why}; its page shows profile `{setting.profile.name}` instead"
-        verdict = "not yet run" if c.part in experiments.get_profile(asked).pending else "not run"
+        verdict = "not yet run" if c.part in profiles.get_profile(asked).pending else "not run"
         return Row(c.item, c.statement, [], verdict, evidence="none", reason=reason, key=c.key)
-    with experiments.cached_only():
+    with store.cached_only():
         try:
             out = _judged(c, c.compute(setting))
-        except experiments.MissingResult:
+        except store.MissingResult:
             reason = unstored([c.key], setting.profile.name)
             out = Row(c.item, c.statement, [], "not run" if reason else "not yet run", reason=reason, key=c.key)
         except experiments.Diverged as e:  # a probe of a network that diverged has nothing to say
@@ -716,7 +716,7 @@ def counts(rows: list[Row]) -> dict[str, int]:
     return out | {"n_rows": len(rows)}
 
 
-def evidence(setting: experiments.Setting) -> str:
+def evidence(setting: profiles.Setting) -> str:
     """Which profile's results a row or notebook reads (and, for a stand-in, why)."""
     p = setting.profile
     text = f"`{p.name}` ({', '.join(sorted(set(p.datasets.values())))}, {len(setting.seeds)} seed(s))"

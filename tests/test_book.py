@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from refine_utils import experiments, registry
+from refine_utils import profiles, registry
 from refine_utils.book import toc_files
 from test_notebooks import ROOT
 
@@ -54,7 +54,7 @@ def test_every_toc_page_is_built(site):
 
 def test_figures_state_their_provenance(site):
     html = (site / "notebooks" / "fig2_l2_ratio.html").read_text()
-    assert f"Profile <code>{experiments.PUBLISHED}</code>" in html and "Results computed at commit" in html
+    assert f"Profile <code>{profiles.PUBLISHED}</code>" in html and "Results computed at commit" in html
     assert html.count('<figure class="rf-figure"') >= 1 and "Figure 2.</span>" in html
 
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from refine_utils import cli, train
+from refine_utils import cli, experiments, profiles, specs, store, train
 
 
 def run(*args):
@@ -51,20 +51,18 @@ def test_results_refuses_an_unknown_profile_or_missing_data_before_training(tmp_
 
 
 def test_train_goes_through_the_books_spec_keyed_path(tmp_path, monkeypatch, capsys):
-    from refine_utils import experiments
-
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "export" / "r.pt"
     argv = ["train", "--arch", "resnet110", "--dataset", "digits", "--epochs", "1", "--width", "0.125", "--seed", "2",
             "--batch-size", "256", "--device", "cpu", "--out", str(out)]
     assert cli.main(argv) == 0
-    spec = experiments.RunSpec("resnet110", "digits", 0.125, 1, seed=2, batch_size=256)
-    state = train.load_checkpoint(experiments.checkpoint_path(spec))  # where the notebooks look for it
+    spec = specs.RunSpec("resnet110", "digits", 0.125, 1, seed=2, batch_size=256)
+    state = train.load_checkpoint(store.checkpoint_path(spec))  # where the notebooks look for it
     assert len(state["history"]["records"]) == 1 and state["meta"] == dataclasses.asdict(spec)
     exported = train.load_checkpoint(out)
     assert all(torch.equal(exported["model"][k], v) for k, v in state["model"].items())
     first = capsys.readouterr().out
-    assert "test acc" in first and str(experiments.checkpoint_path(spec)) in first
+    assert "test acc" in first and str(store.checkpoint_path(spec)) in first
     _, history = experiments.run(spec)  # the library finds the network the command trained
     assert history.records == state["history"]["records"]
 
@@ -106,11 +104,9 @@ def test_results_hands_training_to_submitit(monkeypatch):
 @pytest.mark.parametrize("arch", ["vit", "resnet110"])
 def test_train_defaults_are_the_recipes_as_in_the_paper_profile(arch):
     """Without --epochs and --weight-decay, the command names the spec the book's paper profile trains."""
-    from refine_utils import experiments
-
     args = cli.parser().parse_args(["train", "--arch", arch, "--dataset", "cifar10", "--device", "cpu"])
     spec = cli.spec_of(args)
-    assert spec == dataclasses.replace(experiments.PROFILES["paper"].spec(arch), device="cpu", monitor=0)
+    assert spec == dataclasses.replace(profiles.PROFILES["paper"].spec(arch), device="cpu", monitor=0)
     recipe = train.recipe(arch)
     assert (spec.epochs, spec.weight_decay, spec.train_config().optimizer) == \
         ((200, 0.05, "adamw") if arch == "vit" else (300, 1e-4, "sgd"))
@@ -118,14 +114,12 @@ def test_train_defaults_are_the_recipes_as_in_the_paper_profile(arch):
 
 
 def test_train_vit_runs_adamw_on_its_warmup_cosine(tmp_path, monkeypatch, capsys):
-    from refine_utils import experiments
-
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
     argv = ["train", "--arch", "vit", "--epochs", "1", "--width", "0.1", "--batch-size", "256", "--device", "cpu"]
     assert cli.main(argv) == 0
     assert "1 epochs, adamw (weight decay 0.05)" in capsys.readouterr().out
-    spec = experiments.RunSpec("vit", "digits", 0.1, 1, batch_size=256, weight_decay=0.05)
-    state = train.load_checkpoint(experiments.checkpoint_path(spec))
+    spec = specs.RunSpec("vit", "digits", 0.1, 1, batch_size=256, weight_decay=0.05)
+    state = train.load_checkpoint(store.checkpoint_path(spec))
     assert state["history"]["records"][0]["lr"] == train.VIT_RECIPE.schedule.lr  # one warm-up epoch: the peak
     assert state["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)  # AdamW's state, not SGD's
 
@@ -140,11 +134,9 @@ def _write_checkpoint(path, model, spec, meta):
 
 @pytest.mark.parametrize("meta", [None, "spec"])
 def test_a_checkpoint_of_another_network_is_a_one_line_error(tmp_path, monkeypatch, capsys, meta):
-    from refine_utils import experiments
-
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
-    spec = experiments.RunSpec("resnet32", "digits", 0.125, 1, batch_size=256)
-    ckpt = experiments.checkpoint_path(spec)
+    spec = specs.RunSpec("resnet32", "digits", 0.125, 1, batch_size=256)
+    ckpt = store.checkpoint_path(spec)
     other = dataclasses.replace(spec, arch="resnet38")
     _write_checkpoint(ckpt, experiments.initial(other), other, meta and dataclasses.asdict(spec))
     argv = ["train", "--arch", "resnet32", "--epochs", "1", "--width", "0.125", "--batch-size", "256", "--device", "cpu"]
@@ -156,11 +148,9 @@ def test_a_checkpoint_of_another_network_is_a_one_line_error(tmp_path, monkeypat
 
 
 def test_a_checkpoint_without_meta_that_fits_still_loads(tmp_path, monkeypatch, capsys):
-    from refine_utils import experiments
-
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
-    spec = experiments.RunSpec("resnet32", "digits", 0.125, 1, batch_size=256)
-    _write_checkpoint(experiments.checkpoint_path(spec), experiments.initial(spec), spec, None)
+    spec = specs.RunSpec("resnet32", "digits", 0.125, 1, batch_size=256)
+    _write_checkpoint(store.checkpoint_path(spec), experiments.initial(spec), spec, None)
     argv = ["train", "--arch", "resnet32", "--epochs", "1", "--width", "0.125", "--batch-size", "256", "--device", "cpu"]
     assert cli.main(argv) == 0
     assert "done: train acc 0.5000, test acc 0.5000" in capsys.readouterr().out  # its history, not a new run's

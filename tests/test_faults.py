@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 import torch
 
-from refine_utils import experiments, train
+from refine_utils import specs, store, train
 from test_data import BAD_FILES  # the bad data files of the unit tests, here through the command
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ["train", "--arch", "resnet32", "--width", "0.25", "--dataset", "cifar10", "--epochs", "3",
        "--batch-size", "32", "--device", "cpu"]
-SPEC = experiments.RunSpec("resnet32", "cifar10", 0.25, 3, batch_size=32)
+SPEC = specs.RunSpec("resnet32", "cifar10", 0.25, 3, batch_size=32)
 
 
 class Summary:
@@ -90,7 +90,7 @@ def start(*args, env: dict) -> subprocess.Popen:
 
 
 def ckpt_in(cache: Path) -> Path:
-    return cache / experiments.checkpoint_path(SPEC).name
+    return cache / store.checkpoint_path(SPEC).name
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -157,7 +157,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_keep_the_checkpoint(tiny_data, tmp_
     cache = tmp_path / "cache"
     long_run = [*RUN[:-5], "200", *RUN[-4:]]  # 200 epochs: still running when the signal comes
     p = start(*long_run, env=env_for(cache, tiny_data))
-    path = cache / experiments.checkpoint_path(experiments.RunSpec("resnet32", "cifar10", 0.25, 200,
+    path = cache / store.checkpoint_path(specs.RunSpec("resnet32", "cifar10", 0.25, 200,
                                                                    batch_size=32)).name
     deadline = time.time() + 240
     while not path.exists() and time.time() < deadline and p.poll() is None:
@@ -227,10 +227,10 @@ DAMAGE = {
 
 READ_RESULT = """
 import sys
-from refine_utils import experiments as E
-E.result("smoke", "thing", E.RunSpec("resnet32", "digits", 0.125, 1), lambda: sys.exit("recomputed"))
+from refine_utils import specs, store
+store.result("smoke", "thing", specs.RunSpec("resnet32", "digits", 0.125, 1), lambda: sys.exit("recomputed"))
 """
-RESULT_SPEC = experiments.RunSpec("resnet32", "digits", 0.125, 1)
+RESULT_SPEC = specs.RunSpec("resnet32", "digits", 0.125, 1)
 
 
 @dataclass
@@ -252,7 +252,7 @@ def _valid(path: Path, seed: int = 1) -> None:
 
 def _damaged_result(damage):
     def write(path: Path, _) -> None:
-        experiments.write_result(path, dict(name="thing", profile="smoke", dataset="digits", arch="resnet32",
+        store.write_result(path, dict(name="thing", profile="smoke", dataset="digits", arch="resnet32",
                                             spec=asdict(RESULT_SPEC), params={}, device="cpu", torch=torch.__version__,
                                             commit="fault", value={"loss": [0.125, 0.25, 0.5] * 20}))
         path.write_bytes(DAMAGE[damage](path.read_bytes()))
@@ -310,12 +310,12 @@ def _cases(tmp: Path) -> dict:
         path = here[f"checkpoint {damage}"] / "cache" / ckpt_in(Path()).name
         cases[f"checkpoint: {damage}"] = Case(RUN, [str(path), "delete it to retrain"],
                                               {path: lambda p, raw, hurt=hurt: p.write_bytes(hurt(raw))})
-    other = experiments.RunSpec("resnet32", "cifar10", 0.25, 3, seed=1, batch_size=32)
-    path = here["checkpoint of another spec"] / "cache" / experiments.checkpoint_path(other).name
+    other = specs.RunSpec("resnet32", "cifar10", 0.25, 3, seed=1, batch_size=32)
+    path = here["checkpoint of another spec"] / "cache" / store.checkpoint_path(other).name
     cases["checkpoint of another spec"] = Case(RUN[:-2] + ["--seed", "1", "--device", "cpu"],  # seed 0's where seed 1's goes
                                                [str(path), "seed=0", "seed=1", "delete it"],
                                                {path: lambda p, raw: p.write_bytes(raw)})
-    name = experiments.result_path("smoke", "thing", RESULT_SPEC).relative_to(experiments.results_dir())
+    name = store.result_path("smoke", "thing", RESULT_SPEC).relative_to(store.results_dir())
     for damage in DAMAGE:
         path = here[f"result {damage}"] / "results" / name
         cases[f"result: {damage}"] = Case(["-c", READ_RESULT], [f"ResultError: result {path}", "delete it"],

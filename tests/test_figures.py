@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from refine_utils import experiments as E
+from refine_utils import experiments as E, profiles, store
 from refine_utils import data, figures, plots, scorecard
 from refine_utils.figures import Series
 
-TINY = E.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
+TINY = profiles.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
                  widths={"resnet32": 0.125}, epochs={"resnet32": 2}, seeds=2, batch_size=256, monitor=40,
                  probe_examples=40)
 ARCHS = ("resnet32",)
@@ -20,8 +20,8 @@ def tiny(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("REFINE_CACHE_DIR", str(tmp / "cache"))
     mp.setenv("REFINE_RESULTS_DIR", str(tmp / "results"))
-    mp.setitem(E.PROFILES, "tiny", TINY)
-    yield E.setting("tiny")
+    mp.setitem(profiles.PROFILES, "tiny", TINY)
+    yield profiles.setting("tiny")
     mp.undo()
 
 
@@ -78,7 +78,7 @@ def test_last_blocks_figures(tiny):
 def test_results_are_cached_and_reused(tiny, monkeypatch):
     figures.figure2(tiny, archs=ARCHS)
     monkeypatch.setattr(E, "trained", lambda spec: pytest.fail("recomputed a cached figure"))
-    with E.cached_only():
+    with store.cached_only():
         figures.figure2(tiny, archs=ARCHS)
 
 
@@ -108,18 +108,18 @@ def test_the_published_profile_is_committed_whole(monkeypatch):
     monkeypatch.delenv("REFINE_RESULTS_DIR", raising=False)
     monkeypatch.setattr(E, "trained", lambda spec: pytest.fail("the scorecard trained"))
     rows = scorecard.rows()
-    pending = E.get_profile(E.PUBLISHED).pending
+    pending = profiles.get_profile(profiles.PUBLISHED).pending
     assert [r.item for c, r in zip(scorecard.CLAIMS, rows) if r.verdict == "not yet run" and c.part not in pending] == []
     for c in scorecard.CLAIMS:
         if c.part in pending:
-            assert scorecard.row(c, E.setting(part=c.part).profile.name).verdict != "not yet run", c.item
+            assert scorecard.row(c, profiles.setting(part=c.part).profile.name).verdict != "not yet run", c.item
     assert all(r.reason for r in rows if r.verdict == "not run")  # each says why
-    records = [json.loads(p.read_text()) for p in (E.ROOT / "results" / E.PUBLISHED).rglob("*.json")]
+    records = [json.loads(p.read_text()) for p in (store.ROOT / "results" / profiles.PUBLISHED).rglob("*.json")]
     assert records
     for r in records:
-        assert r["profile"] == E.PUBLISHED and r["arch"] == r["spec"]["arch"]
+        assert r["profile"] == profiles.PUBLISHED and r["arch"] == r["spec"]["arch"]
         assert r["dataset"] == data.source(r["spec"]["dataset"])
-    if E.PUBLISHED == "cifar10-cpu":
+    if profiles.PUBLISHED == "cifar10-cpu":
         assert {r["dataset"] for r in records} == {"cifar10"}
 
 

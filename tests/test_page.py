@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from refine_utils import experiments, page, paper, paper_refs, plots, registry  # noqa: E402
+from refine_utils import page, paper, paper_refs, plots, profiles, registry  # noqa: E402
 from refine_utils.figures import FigureData, Series  # noqa: E402
 from refine_utils.scorecard import Check, Row  # noqa: E402
 
@@ -104,18 +104,14 @@ def test_figure_html_has_number_caption_provenance_alt_and_both_layouts():
 
 
 def test_provenance_names_a_known_profiles_schedule_and_every_commit_once():
-    from refine_utils import experiments
-
     meta = dict(META, profile="smoke", commits=["0123456789", "abcdef0123"])
     text = page.provenance(meta)
-    assert html.escape(experiments.SMOKE.schedule_note) in text
+    assert html.escape(profiles.SMOKE.schedule_note) in text
     assert text.count("0123456789") == 1 and text.count("abcdef0123") == 1 and "commits <code>" in text
 
 
 def test_provenance_names_each_networks_own_schedule_when_they_differ():
-    from refine_utils import experiments
-
-    prof = experiments.get_profile("cifar10-long")
+    prof = profiles.get_profile("cifar10-long")
     text = page.provenance(dict(META, profile="cifar10-long", archs={"resnet110": (0.5, 50), "vit": (1.0, 200)}))
     assert f"resnet110: {html.escape(prof.schedule_note)}" in text  # the paper's SGD schedule, for the ResNet only
     assert "vit: AdamW" in text and "5 % of the epochs, then cosine decay" in text
@@ -123,11 +119,9 @@ def test_provenance_names_each_networks_own_schedule_when_they_differ():
 
 
 def test_verdict_box_shows_badge_claim_numbers_and_scale():
-    from refine_utils import experiments
-
     row = Row("Fig. 2", "The claim.", [Check("first block ratio (> 2)", 3.24, True),
                                       Check("flatness (< 1)", float("nan"), False)], "partly")
-    out = page.verdict(row, experiments.setting("smoke")).data
+    out = page.verdict(row, profiles.setting("smoke")).data
     assert '<span class="rf-badge rf-partly">partly reproduced</span>' in out and "The claim." in out
     assert "3.24" in out and "✓ holds" in out and "✗ fails" in out and "—" in out
     assert "Scale." in out and "profile <code>smoke</code>" in out and "not that the paper is wrong" in out
@@ -220,4 +214,4 @@ def test_stand_ins_name_every_part_shown_from_another_profile_and_why():
     text = page.stand_ins("cifar10-cpu")
     assert "the CIFAR-100 appendix reads profile smoke, as cifar10-cpu does not run this part (" in text
     assert "the vision-transformer chapter reads profile smoke" in text and "shared-block" not in text
-    assert set(page.PART_TITLES) == set(experiments.PARTS)
+    assert set(page.PART_TITLES) == set(profiles.PARTS)

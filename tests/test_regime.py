@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from refine_utils import data, experiments as E, models, train
+from refine_utils import data, experiments as E, models, profiles, specs, store, train
 from refine_utils.train import Schedule, TrainConfig
 from test_train import tiny_digits as tiny  # a slice of digits: a training test in about a second
 
@@ -83,15 +83,15 @@ def test_budgeted_schedule_spends_half_at_the_first_rate():
 
 
 def test_spec_schedule_fit_and_profile_fields():
-    spec = E.get_profile("cifar10-long").spec("resnet110", 0)
+    spec = profiles.get_profile("cifar10-long").spec("resnet110", 0)
     assert spec.schedule_fit == "budget" and spec.precision == "bf16" and spec.train_eval > 0
     assert spec.schedule() == train.paper_schedule("resnet110").budgeted(spec.epochs)
     cfg = spec.train_config()
     assert (cfg.precision, cfg.train_eval) == ("bf16", spec.train_eval)
     with pytest.raises(ValueError, match="schedule_fit"):
-        E.RunSpec("resnet32", "digits", 0.25, 2, schedule_fit="cosine")
+        specs.RunSpec("resnet32", "digits", 0.25, 2, schedule_fit="cosine")
     with pytest.raises(ValueError, match="weight_decay"):
-        E.RunSpec("resnet32", "digits", 0.25, 2, weight_decay=float("nan"))
+        specs.RunSpec("resnet32", "digits", 0.25, 2, weight_decay=float("nan"))
 
 
 def test_later_spec_fields_keep_earlier_keys():
@@ -99,10 +99,10 @@ def test_later_spec_fields_keep_earlier_keys():
     every spec of the committed profiles still names its committed history."""
     for profile in ("smoke", "cifar10-cpu"):
         for spec in E.book_specs(profile):
-            assert (E.ROOT / "results" / profile / "history" / f"{spec.name}.json").exists(), spec.name
-    a = E.RunSpec("resnet32", "digits", 0.25, 2)
-    assert E.RunSpec("resnet32", "digits", 0.25, 2, train_eval=10).key != a.key
-    assert E.RunSpec("resnet32", "digits", 0.25, 2, precision="bf16").key != a.key
+            assert (store.ROOT / "results" / profile / "history" / f"{spec.name}.json").exists(), spec.name
+    a = specs.RunSpec("resnet32", "digits", 0.25, 2)
+    assert specs.RunSpec("resnet32", "digits", 0.25, 2, train_eval=10).key != a.key
+    assert specs.RunSpec("resnet32", "digits", 0.25, 2, precision="bf16").key != a.key
 
 
 def test_train_eval_is_the_unaugmented_training_accuracy(digits):
@@ -160,7 +160,7 @@ def test_resuming_another_spec_is_refused(digits, tmp_path):
 
 def test_one_process_trains_a_spec_at_a_time(tmp_path, monkeypatch):
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path))
-    spec = E.RunSpec("resnet32", "digits", 0.25, 1)
+    spec = specs.RunSpec("resnet32", "digits", 0.25, 1)
     with E._lock(spec, wait=True):
         with pytest.raises(E.Busy, match=spec.name):
             with E._lock(spec, wait=False):
@@ -171,7 +171,7 @@ def test_one_process_trains_a_spec_at_a_time(tmp_path, monkeypatch):
 
 def test_profile_trains_main_part_seed_by_seed_first():
     specs = E.book_specs("cifar10-long")
-    main = [s for s in specs if s.arch in models.FIGURE_ARCHS and s.epochs == E.CIFAR10_LONG.epochs[s.arch]]
+    main = [s for s in specs if s.arch in models.FIGURE_ARCHS and s.epochs == profiles.CIFAR10_LONG.epochs[s.arch]]
     assert specs[:len(main)] == main  # the main text's networks before the shared-block part
     assert [s.seed for s in main] == sorted(s.seed for s in main)
     assert len({s.key for s in specs}) == len(specs)
@@ -183,13 +183,13 @@ def test_profile_trains_main_part_seed_by_seed_first():
 def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
     """``refine results --executor slurm`` hands each network to submitit as one job; its local
     executor (one subprocess per job on this machine) runs the same path here."""
-    prof = E.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits"},
+    prof = profiles.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits"},
                      widths={a: 0.06 for a in models.ARCHS}, epochs={a: 1 for a in models.ARCHS}, seeds=1,
                      batch_size=256, monitor=0, omitted={"cifar100": "test", "sharing": "test"}, fallback="smoke")
-    monkeypatch.setitem(E.PROFILES, "tiny", prof)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", prof)
     monkeypatch.setattr(models, "FIGURE_ARCHS", ("resnet32", "single-representation"))  # two jobs: enough here
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path))
     assert E.pretrain("tiny", parts=("main",), executor="local", timeout_min=10) == [None, None]
     for spec in E.book_specs("tiny", ("main",)):
-        assert len(train.load_checkpoint(E.checkpoint_path(spec))["history"]["records"]) == 1
+        assert len(train.load_checkpoint(store.checkpoint_path(spec))["history"]["records"]) == 1
     assert len(list((tmp_path / "sweeps").rglob("*_log.out"))) == 2  # submitit's job logs, beside the checkpoints

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from refine_utils import experiments as E
+from refine_utils import specs, store
 
-ROOT = E.ROOT
+ROOT = store.ROOT
 
 
 @pytest.fixture
@@ -18,19 +18,19 @@ def tmp_caches(tmp_path, monkeypatch):
     return tmp_path
 
 
-def spec(**kw) -> E.RunSpec:
-    return E.RunSpec(**dict(dict(arch="resnet32", dataset="digits", width=0.125, epochs=1), **kw))
+def spec(**kw) -> specs.RunSpec:
+    return specs.RunSpec(**dict(dict(arch="resnet32", dataset="digits", width=0.125, epochs=1), **kw))
 
 
 def stored(tmp_caches):
-    record = E.result("smoke", "thing", spec(), lambda: {"x": 0.25})
-    return E.result_path("smoke", "thing", spec()), record
+    record = store.result("smoke", "thing", spec(), lambda: {"x": 0.25})
+    return store.result_path("smoke", "thing", spec()), record
 
 
 def test_a_record_is_sealed_and_read_back_verified(tmp_caches):
     path, record = stored(tmp_caches)
-    assert record["checksum"] == E.record_checksum(record) and record["value"] == {"x": 0.25}
-    assert E.read_result(path) == record
+    assert record["checksum"] == store.record_checksum(record) and record["value"] == {"x": 0.25}
+    assert store.read_result(path) == record
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
 
 
@@ -44,8 +44,8 @@ def test_a_record_is_sealed_and_read_back_verified(tmp_caches):
 def test_a_damaged_record_is_an_error_naming_the_file(tmp_caches, damage, message):
     path, _ = stored(tmp_caches)
     path.write_text(damage(path.read_text()))
-    with pytest.raises(E.ResultError, match=message) as e:
-        E.result("smoke", "thing", spec(), lambda: pytest.fail("recomputed over a damaged record"))
+    with pytest.raises(store.ResultError, match=message) as e:
+        store.result("smoke", "thing", spec(), lambda: pytest.fail("recomputed over a damaged record"))
     assert str(path) in str(e.value) and "make results PROFILE=smoke" in str(e.value)
 
 
@@ -53,20 +53,20 @@ def test_a_record_from_before_checksums_is_read_and_can_be_sealed(tmp_caches):
     path, record = stored(tmp_caches)
     legacy = {k: v for k, v in record.items() if k != "checksum"}
     path.write_text(json.dumps(legacy, indent=1, sort_keys=True) + "\n")
-    assert E.read_result(path) == legacy
-    assert E.seal_results(tmp_caches / "results") == [path]
-    assert E.read_result(path) == record and E.seal_results(tmp_caches / "results") == []
+    assert store.read_result(path) == legacy
+    assert store.seal_results(tmp_caches / "results") == [path]
+    assert store.read_result(path) == record and store.seal_results(tmp_caches / "results") == []
 
 
 def test_missing_result_is_an_error_when_the_book_build_asks(tmp_caches, monkeypatch):
     monkeypatch.setenv("REFINE_MISSING_RESULTS", "error")
-    with pytest.raises(E.MissingResult) as e:
-        E.result("smoke", "thing", spec(), lambda: pytest.fail("computed during the book build"))
-    assert str(E.result_path("smoke", "thing", spec())) in str(e.value)
+    with pytest.raises(store.MissingResult) as e:
+        store.result("smoke", "thing", spec(), lambda: pytest.fail("computed during the book build"))
+    assert str(store.result_path("smoke", "thing", spec())) in str(e.value)
     assert "make results PROFILE=smoke" in str(e.value)
     monkeypatch.setenv("REFINE_MISSING_RESULTS", "sometimes")
     with pytest.raises(ValueError, match="compute, error"):
-        E.result("smoke", "thing", spec(), lambda: 1)
+        store.result("smoke", "thing", spec(), lambda: 1)
 
 
 def test_a_full_disk_leaves_no_temporary_and_says_so(tmp_caches, monkeypatch):
@@ -74,14 +74,14 @@ def test_a_full_disk_leaves_no_temporary_and_says_so(tmp_caches, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    path = E.result_path("smoke", "thing", spec())
+    path = store.result_path("smoke", "thing", spec())
     with pytest.raises(OSError, match=f"disk full: cannot write result {path}"):
-        E.result("smoke", "thing", spec(), lambda: 1)
+        store.result("smoke", "thing", spec(), lambda: 1)
     assert list(path.parent.iterdir()) == []
 
 
 def test_every_committed_record_carries_a_valid_checksum():
     files = sorted((ROOT / "results").rglob("*.json"))
     assert files
-    unsealed = [str(p.relative_to(ROOT)) for p in files if "checksum" not in E.read_result(p)]
-    assert not unsealed, f"seal them with experiments.seal_results: {unsealed[:3]}"
+    unsealed = [str(p.relative_to(ROOT)) for p in files if "checksum" not in store.read_result(p)]
+    assert not unsealed, f"seal them with store.seal_results: {unsealed[:3]}"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from refine_utils import experiments as E
+from refine_utils import experiments as E, profiles, store
 from refine_utils import figures, paper, probes, scorecard
 from refine_utils.figures import FigureData, Series
 from refine_utils.scorecard import judge, verdict
@@ -274,14 +274,12 @@ def test_one_seed_is_at_most_partly():
 def test_section3_uses_the_gradient_of_the_rest_of_the_network(monkeypatch, tmp_path):
     """The rule reads the first-order term with the gradient of the blocks above i at h_i
     (probes.FirstOrder.predicted_taylor), not the gradient through the block."""
-    from refine_utils import experiments
-
     def fake(profile, name, spec, compute, params=None):
         return dict(commit="x", value=dict(actual=[-1.0, -1.0], predicted=[1.0, 1.0], predicted_output=[2.0, 2.0],
                                            predicted_taylor=[-0.9, -0.9], identity=[True, True], n=10))
 
-    monkeypatch.setattr(experiments, "result", fake)
-    data = figures.taylor(E.setting("smoke"), archs=("resnet32",))
+    monkeypatch.setattr(store, "result", fake)
+    data = figures.taylor(profiles.setting("smoke"), archs=("resnet32",))
     assert data.panels["resnet32"]["first-order"].runs == [[-0.9, -0.9]]
     assert data.extra["other_gradients"]["resnet32"]["through the block"].runs == [[1.0, 1.0]]
 
@@ -328,8 +326,8 @@ def test_published_rows_never_read_another_profile(tmp_path, monkeypatch):
     assert len(rows) == len(scorecard.CLAIMS)
     for claim, row in zip(scorecard.CLAIMS, rows):
         assert "smoke" not in row.evidence
-        if claim.part in E.CIFAR10_CPU.omitted:
-            assert row.verdict == "not run" and E.CIFAR10_CPU.omitted[claim.part] in row.reason
+        if claim.part in profiles.CIFAR10_CPU.omitted:
+            assert row.verdict == "not run" and profiles.CIFAR10_CPU.omitted[claim.part] in row.reason
         elif (claim.key, "cifar10-cpu") in scorecard.UNSTORED:
             assert row.verdict == "not run" and row.reason
         else:
@@ -363,10 +361,10 @@ def test_a_diverged_network_reads_not_run_with_the_reason(tmp_path, monkeypatch)
 def test_block_figures_of_a_diverged_network_raise_diverged(tmp_path, monkeypatch):
     """Read from stored results alone: the run's history says it diverged, so the row can say why."""
     monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path))
-    setting = E.setting("smoke", part="sharing")
+    setting = profiles.setting("smoke", part="sharing")
     spec = setting.spec("resnet110-shared", 0)
-    E.result("smoke", "history", spec, lambda: dict(records=[], diverged=2))
-    with E.cached_only(), pytest.raises(E.Diverged, match="diverged at epoch 2"):
+    store.result("smoke", "history", spec, lambda: dict(records=[], diverged=2))
+    with store.cached_only(), pytest.raises(E.Diverged, match="diverged at epoch 2"):
         figures.figure4(setting, archs=scorecard.APPENDIX_D)
     row = next(r for r in scorecard.rows("smoke") if r.item == "Appendix D")
     assert row.verdict == "not run" and "diverged at epoch 2" in row.reason

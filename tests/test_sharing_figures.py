@@ -1,11 +1,11 @@
 """Fig. 8, Fig. 9 and Table 1 on runs that diverge: a diverged run is drawn and tabulated, never raised."""
 import pytest
 
-from refine_utils import experiments as E
+from refine_utils import experiments as E, profiles
 from refine_utils import figures, models, plots, scorecard, train
 
 # One epoch at tiny widths: training itself is replaced below, so only the structure matters.
-TINY = E.Profile(name="tiny-shared", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
+TINY = profiles.Profile(name="tiny-shared", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
                  widths={a: 0.125 for a in models.ARCHS}, epochs={a: 2 for a in models.ARCHS}, seeds=1,
                  batch_size=256, monitor=40, probe_examples=40)
 DIVERGES = "resnet110-shared"
@@ -23,9 +23,9 @@ def fake_run(spec, progress=False):
 def setting(tmp_path, monkeypatch):
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setitem(E.PROFILES, TINY.name, TINY)
+    monkeypatch.setitem(profiles.PROFILES, TINY.name, TINY)
     monkeypatch.setattr(E, "run", fake_run)
-    return E.setting(TINY.name)
+    return profiles.setting(TINY.name)
 
 
 def test_diverged_runs_are_drawn_not_raised(setting):
@@ -70,9 +70,9 @@ def test_table1_marks_diverged_rows_and_counts_parameters(setting, monkeypatch):
 def test_table1_has_a_column_group_per_dataset_the_profile_has(setting, monkeypatch):
     monkeypatch.setattr(figures, "_errors", lambda model, ds: dict(train_err=1.0, test_err=2.0))
     assert figures.table1(setting).roles == ("cifar10", "cifar100")
-    only10 = E.Profile(name="tiny-c10", description="test", device="cpu", datasets={"cifar10": "digits"},
+    only10 = profiles.Profile(name="tiny-c10", description="test", device="cpu", datasets={"cifar10": "digits"},
                        widths=TINY.widths, epochs=TINY.epochs, batch_size=256, monitor=40)
-    monkeypatch.setitem(E.PROFILES, only10.name, only10)
-    table = figures.table1(E.setting(only10.name))
+    monkeypatch.setitem(profiles.PROFILES, only10.name, only10)
+    table = figures.table1(profiles.setting(only10.name))
     assert table.roles == ("cifar10",) and "cifar100" not in table.markdown()
     assert scorecard.check("table1", table).verdict in scorecard.VERDICTS

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from refine_utils import beyond, data, experiments, models, probes, train
+from refine_utils import beyond, data, experiments, models, probes, profiles, train
 from refine_utils.figures import FigureData, Series
 from test_train import tiny_digits  # a slice of digits: a training test in about a second
 
@@ -106,7 +106,7 @@ def test_only_adjacent_identity_blocks_of_one_stage_swap():
 
 
 def test_vit_trains_with_adamw_on_warmup_and_cosine_the_resnets_with_sgd():
-    vit, resnet = experiments.SMOKE.spec("vit"), experiments.SMOKE.spec("resnet110")
+    vit, resnet = profiles.SMOKE.spec("vit"), profiles.SMOKE.spec("resnet110")
     cfg = vit.train_config()
     assert cfg.optimizer == "adamw" and vit.weight_decay == train.VIT_RECIPE.weight_decay
     assert isinstance(train.make_optimizer(models.build("vit", width=0.1), cfg), torch.optim.AdamW)
@@ -133,13 +133,13 @@ def test_vit_training_lowers_the_loss(digits):
 
 
 def test_beyond_part_reuses_the_main_resnet110_and_cifar10_cpu_omits_it():
-    smoke = experiments.setting("smoke", part="beyond")
-    assert smoke.spec("resnet110") == experiments.setting("smoke").spec("resnet110")
-    long = experiments.setting("cifar10-long", part="beyond", pending=True)
+    smoke = profiles.setting("smoke", part="beyond")
+    assert smoke.spec("resnet110") == profiles.setting("smoke").spec("resnet110")
+    long = profiles.setting("cifar10-long", part="beyond", pending=True)
     assert long.seeds == (0, 1) and long.spec("vit").dataset == "cifar10-10k"
-    shown = experiments.setting("cifar10-long", part="beyond")  # what its page reads
-    assert (shown.standing_in is not None) == ("beyond" in experiments.CIFAR10_LONG.pending)
-    published = experiments.setting("cifar10-cpu", part="beyond")
+    shown = profiles.setting("cifar10-long", part="beyond")  # what its page reads
+    assert (shown.standing_in is not None) == ("beyond" in profiles.CIFAR10_LONG.pending)
+    published = profiles.setting("cifar10-cpu", part="beyond")
     assert published.profile.name == "smoke" and published.standing_in[0] == "cifar10-cpu"
     assert not any(s.arch == "vit" for s in experiments.book_specs("cifar10-cpu"))
     assert sum(s.arch == "vit" for s in experiments.book_specs("cifar10-long")) == 2
@@ -196,12 +196,12 @@ def test_answers_show_every_finding_with_its_threshold_each_seed_and_its_answer(
     assert out.count("(seeds ") == sum(len(q.findings) for q in questions)  # two seeds: each one shown
     assert "≈ within noise" in out and "✓ yes" in out
     assert page.answers(beyond.questions(_fake([0.3], seeds=1))).data.count("(seeds ") == 0
-    shown = page.Shown(registry.PAGES["fig2"], experiments.setting("smoke"), {}, {}, {})
+    shown = page.Shown(registry.PAGES["fig2"], profiles.setting("smoke"), {}, {}, {})
     with pytest.raises(ValueError, match="answers no questions of its own"):
         shown.answers()
 
 
-TINY = experiments.Profile(name="tiny-beyond", description="test", device="cpu", datasets={"cifar10": "digits"},
+TINY = profiles.Profile(name="tiny-beyond", description="test", device="cpu", datasets={"cifar10": "digits"},
                            widths={"resnet110": 0.125, "vit": 0.1}, epochs={"resnet110": 1, "vit": 1}, seeds=2,
                            batch_size=256, monitor=0, probe_examples=30)
 
@@ -218,9 +218,9 @@ def test_beyond_figure_puts_both_networks_on_one_depth_axis(tmp_path, monkeypatc
 
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setitem(experiments.PROFILES, TINY.name, TINY)
+    monkeypatch.setitem(profiles.PROFILES, TINY.name, TINY)
     monkeypatch.setattr(experiments, "run", fake_run)
-    fig = beyond.figure(experiments.setting(TINY.name, part="beyond"))
+    fig = beyond.figure(profiles.setting(TINY.name, part="beyond"))
     assert list(fig.panels["cosine"]) == ["ResNet-110", "ViT attention", "ViT MLP"]
     x = {k: s.x for k, s in fig.panels["l2 ratio"].items()}
     assert x["ResNet-110"] == beyond.depth(54) and x["ViT attention"][0] == 0 and x["ViT MLP"][-1] == 1
