@@ -194,3 +194,16 @@ def test_gpu_check_script_runs_end_to_end_dry(tmp_path):
     assert [r["arch"] for r in rec["bench"]["rows"]] == list(bt.PAPER_ARCHS)
     assert rec["parts"]["cifar"]["dataset"] == "digits"  # no CIFAR in an empty data folder: the offline set
     assert (tmp_path / "gpu_check.log").read_text().count("===") >= 6
+
+
+def test_layout_benchmark_times_both_layouts(tmp_path):
+    import bench_layout
+
+    out = tmp_path / "layout.json"
+    assert bench_layout.main(["--archs", "resnet32=0.05", "--cores", "2", "--rounds", "1", "--steps", "1",
+                              "--json", str(out)]) == 0
+    (run,) = json.loads(out.read_text())
+    (row,) = run["rows"]
+    rates = row["images_per_s"]
+    assert run["cores"] == 2 and row["arch"] == "resnet32" and rates["process_per_core"] > 0 and rates["threaded"] > 0
+    assert row["ratio_threaded"] == pytest.approx(rates["threaded"] / rates["process_per_core"], rel=1e-2)
