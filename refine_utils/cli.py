@@ -98,8 +98,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="also export the trained checkpoint to this file")
     r = sub.add_parser("results", help="compute a profile's results: train its networks, execute every notebook",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train every network the book needs at --profile (resuming from checkpoints), "
-                                   "--workers at a time, then execute every notebook with that profile. Results go to "
+                       description="Train every network the book needs at --profile (resuming from checkpoints; one whose "
+                                   "history results/<profile>/ already holds is not trained again), --workers at a time, then execute every notebook with that profile. Results go to "
                                    "results/<profile>/ ($REFINE_RESULTS_DIR), checkpoints to cache/ ($REFINE_CACHE_DIR), "
                                    "CIFAR is read from $REFINE_DATA_DIR (default ./data).")
     r.add_argument("--profile", required=True, help="a profile of refine_utils.profiles.PROFILES")

@@ -16,7 +16,7 @@ import torch
 from . import data, models, train
 from .profiles import PARTS, ROLES, Profile, get_profile
 from .specs import RunSpec, cpu_threads
-from .store import cache_dir, checkpoint_path
+from .store import cache_dir, checkpoint_path, read_result, result_path, results_dir
 
 #: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~9 core-hours)
 #: before the shared-block part's eighteen (~22), so an interrupted profile has its chapter sooner.
@@ -173,21 +173,39 @@ def pretrain(profile: str, workers: int = 1, progress: bool = True, parts: tuple
     """Train (or resume, or find) every network of ``book_specs(profile, parts)``, ``workers``
     processes at a time; returns each run's divergence epoch (None: trained). A run's weights depend
     on its spec alone (seeded, ``CPU_THREADS`` threads), so this only changes when they are computed.
+    A network whose history the results of ``profile`` already hold is not trained again: on a new
+    machine, with the committed results and no checkpoints, this trains only what is missing.
 
     ``executor`` "slurm" (or "local") hands the runs to submitit instead, one job per network, with
     ``executor_options`` passed to it (e.g. ``slurm_partition``, ``timeout_min``, ``gpus_per_node``):
     the path the ``paper`` profile's GPU-hours need; a pre-empted job resumes from its checkpoint."""
     from . import sweep
 
-    specs = book_specs(profile, parts)
-    for name in {spec.dataset for spec in specs}:
+    every = book_specs(profile, parts)
+    done = {s.key: h["diverged"] for s in every if (h := stored_history(profile, s)) is not None}
+    specs = [s for s in every if s.key not in done]
+    for name in {spec.dataset for spec in every}:  # the notebooks read the data too
         dataset(name)  # missing data fails here, before any process starts or any run trains
-    if executor != "processes":
-        return sweep.run(_train_quietly, specs, executor=executor, folder=cache_dir() / "sweeps", **executor_options)
-    if workers > 1:
-        return sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
-    done = {}
-    for spec in specs:  # one process: runs another process is training now are taken up last
-        with contextlib.suppress(Busy):
-            done[spec.key] = run(spec, progress=progress, wait=False)[1].diverged
-    return [done[s.key] if s.key in done else run(s, progress=progress)[1].diverged for s in specs]
+    if done and progress:
+        print(f"{len(done)} of {len(every)} networks have their history stored in {results_dir() / profile} and "
+              "are not trained again (a result that needs one's weights trains it then)", flush=True)
+    if not specs:
+        trained = []
+    elif executor != "processes":
+        trained = sweep.run(_train_quietly, specs, executor=executor, folder=cache_dir() / "sweeps", **executor_options)
+    elif workers > 1:
+        trained = sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
+    else:
+        for spec in specs:  # one process: runs another process is training now are taken up last
+            with contextlib.suppress(Busy):
+                done[spec.key] = run(spec, progress=progress, wait=False)[1].diverged
+        trained = [done[s.key] if s.key in done else run(s, progress=progress)[1].diverged for s in specs]
+    done |= {s.key: d for s, d in zip(specs, trained)}
+    return [done[s.key] for s in every]
+
+
+def stored_history(profile: str, spec: RunSpec) -> dict | None:
+    """``spec``'s history (``records``, the epoch it ``diverged`` at) as stored in the results of
+    ``profile``, verified; None where none is stored."""
+    path = result_path(profile, "history", spec)
+    return read_result(path)["value"] if path.exists() else None

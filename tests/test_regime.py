@@ -180,15 +180,30 @@ def test_profile_trains_main_part_seed_by_seed_first():
     assert vit and shared and max(vit) < min(shared)  # the ViT chapter before the longer shared-block part
 
 
-def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
-    """``refine results --executor slurm`` hands each network to submitit as one job; its local
-    executor (one subprocess per job on this machine) runs the same path here."""
+def _tiny_profile(monkeypatch, tmp_path):
+    """A profile of two one-epoch networks on digits, its caches in ``tmp_path``."""
     prof = profiles.Profile(name="tiny", description="test", device="cpu", datasets={"cifar10": "digits"},
                      widths={a: 0.06 for a in models.ARCHS}, epochs={a: 1 for a in models.ARCHS}, seeds=1,
                      batch_size=256, monitor=0, omitted={"cifar100": "test", "sharing": "test"}, fallback="smoke")
     monkeypatch.setitem(profiles.PROFILES, "tiny", prof)
-    monkeypatch.setattr(models, "FIGURE_ARCHS", ("resnet32", "single-representation"))  # two jobs: enough here
+    monkeypatch.setattr(models, "FIGURE_ARCHS", ("resnet32", "single-representation"))  # two networks: enough here
     monkeypatch.setenv("REFINE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
+
+
+def test_pretrain_trains_only_the_networks_without_a_stored_history(tmp_path, monkeypatch):
+    """On a new machine the committed results stand for the networks they hold: only the others train."""
+    _tiny_profile(monkeypatch, tmp_path)
+    stored, missing = E.book_specs("tiny", ("main",))
+    store.result("tiny", "history", stored, lambda: dict(records=[], diverged=3))
+    assert E.pretrain("tiny", parts=("main",), progress=False) == [3, None]  # the stored run's own outcome
+    assert not store.checkpoint_path(stored).exists() and store.checkpoint_path(missing).exists()
+
+
+def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):
+    """``refine results --executor slurm`` hands each network to submitit as one job; its local
+    executor (one subprocess per job on this machine) runs the same path here."""
+    _tiny_profile(monkeypatch, tmp_path)
     assert E.pretrain("tiny", parts=("main",), executor="local", timeout_min=10) == [None, None]
     for spec in E.book_specs("tiny", ("main",)):
         assert len(train.load_checkpoint(store.checkpoint_path(spec))["history"]["records"]) == 1
