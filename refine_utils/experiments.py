@@ -16,7 +16,7 @@ import torch
 from . import data, models, train
 from .profiles import PARTS, ROLES, Profile, get_profile
 from .specs import RunSpec, cpu_threads
-from .store import cache_dir, checkpoint_path, read_result, result_path, results_dir
+from .store import cache_dir, checkpoint_path, read_result, result, result_path, results_dir
 
 #: The order ``pretrain`` trains the parts in: the ViT's two runs (``CIFAR10_LONG``: ~9 core-hours)
 #: before the shared-block part's eighteen (~22), so an interrupted profile has its chapter sooner.
@@ -164,8 +164,24 @@ def _cost(spec: RunSpec) -> float:
 
 
 def _train_quietly(spec: RunSpec) -> int | None:
-    """A pretraining worker's job: train ``spec``, return the epoch it diverged at (or None)."""
+    """A sweep worker's job: train ``spec``, return the epoch it diverged at (or None)."""
     return run(spec)[1].diverged
+
+
+def stored_run(profile: str, spec: RunSpec, progress: bool = False, wait: bool = True) -> dict:
+    """The record of ``spec``'s history in the results of ``profile`` (its ``value``: the per-epoch
+    ``records`` and the epoch it ``diverged`` at, or None): read where stored, else trained (or
+    resumed) and stored, so a finished network's history outlives its checkpoint."""
+    def compute():
+        _, history = run(spec, progress, wait)
+        return dict(records=history.records, diverged=history.diverged)
+
+    return result(profile, "history", spec, compute)
+
+
+def _train_and_store(profile: str, spec: RunSpec) -> int | None:
+    """A pretraining worker's job: ``stored_run``; the epoch it diverged at (or None)."""
+    return stored_run(profile, spec)["value"]["diverged"]
 
 
 def pretrain(profile: str, workers: int = 1, progress: bool = True, parts: tuple[str, ...] = PARTS,
@@ -173,8 +189,9 @@ def pretrain(profile: str, workers: int = 1, progress: bool = True, parts: tuple
     """Train (or resume, or find) every network of ``book_specs(profile, parts)``, ``workers``
     processes at a time; returns each run's divergence epoch (None: trained). A run's weights depend
     on its spec alone (seeded, ``CPU_THREADS`` threads), so this only changes when they are computed.
-    A network whose history the results of ``profile`` already hold is not trained again: on a new
-    machine, with the committed results and no checkpoints, this trains only what is missing.
+    Each network's history is stored in the results of ``profile`` as soon as it is trained, and one
+    whose history is stored there is not trained again: on a new machine, with the committed results
+    and no checkpoints, this trains only what is missing.
 
     ``executor`` "slurm" (or "local") hands the runs to submitit instead, one job per network, with
     ``executor_options`` passed to it (e.g. ``slurm_partition``, ``timeout_min``, ``gpus_per_node``):
@@ -182,30 +199,26 @@ def pretrain(profile: str, workers: int = 1, progress: bool = True, parts: tuple
     from . import sweep
 
     every = book_specs(profile, parts)
-    done = {s.key: h["diverged"] for s in every if (h := stored_history(profile, s)) is not None}
+    done = {s.key: read_result(path)["value"]["diverged"] for s in every
+            if (path := result_path(profile, "history", s)).exists()}
     specs = [s for s in every if s.key not in done]
     for name in {spec.dataset for spec in every}:  # the notebooks read the data too
         dataset(name)  # missing data fails here, before any process starts or any run trains
     if done and progress:
         print(f"{len(done)} of {len(every)} networks have their history stored in {results_dir() / profile} and "
               "are not trained again (a result that needs one's weights trains it then)", flush=True)
+    job = functools.partial(_train_and_store, profile)
     if not specs:
         trained = []
     elif executor != "processes":
-        trained = sweep.run(_train_quietly, specs, executor=executor, folder=cache_dir() / "sweeps", **executor_options)
+        trained = sweep.run(job, specs, executor=executor, folder=cache_dir() / "sweeps", **executor_options)
     elif workers > 1:
-        trained = sweep.run(_train_quietly, specs, executor="processes", workers=workers, progress=progress)
+        trained = sweep.run(job, specs, executor="processes", workers=workers, progress=progress)
     else:
         for spec in specs:  # one process: runs another process is training now are taken up last
             with contextlib.suppress(Busy):
-                done[spec.key] = run(spec, progress=progress, wait=False)[1].diverged
-        trained = [done[s.key] if s.key in done else run(s, progress=progress)[1].diverged for s in specs]
+                done[spec.key] = stored_run(profile, spec, progress, wait=False)["value"]["diverged"]
+        trained = [done[s.key] if s.key in done else stored_run(profile, s, progress)["value"]["diverged"] for s in specs]
     done |= {s.key: d for s, d in zip(specs, trained)}
     return [done[s.key] for s in every]
 
-
-def stored_history(profile: str, spec: RunSpec) -> dict | None:
-    """``spec``'s history (``records``, the epoch it ``diverged`` at) as stored in the results of
-    ``profile``, verified; None where none is stored."""
-    path = result_path(profile, "history", spec)
-    return read_result(path)["value"] if path.exists() else None

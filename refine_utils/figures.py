@@ -110,13 +110,7 @@ class _Collector:
     def run(self, arch: str, seed: int) -> dict:
         """A run's per-epoch ``records`` and the epoch it ``diverged`` at (None if it did not),
         cached: shared models may diverge, and a diverged run is a result to show."""
-        spec = self.spec(arch, seed)
-
-        def compute():
-            _, h = experiments.run(spec)
-            return dict(records=h.records, diverged=h.diverged)
-
-        record = store.result(self.setting.profile.name, "history", spec, compute)
+        record = experiments.stored_run(self.setting.profile.name, self.spec(arch, seed))
         self.commits.add(record["commit"])
         return record["value"]
 

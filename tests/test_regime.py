@@ -191,13 +191,16 @@ def _tiny_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("REFINE_RESULTS_DIR", str(tmp_path / "results"))
 
 
-def test_pretrain_trains_only_the_networks_without_a_stored_history(tmp_path, monkeypatch):
-    """On a new machine the committed results stand for the networks they hold: only the others train."""
+def test_pretrain_trains_only_the_networks_without_a_stored_history_and_stores_theirs(tmp_path, monkeypatch):
+    """On a new machine the committed results stand for the networks they hold: only the others
+    train, and each one's history is stored as soon as it finishes (it outlives the checkpoint)."""
     _tiny_profile(monkeypatch, tmp_path)
     stored, missing = E.book_specs("tiny", ("main",))
     store.result("tiny", "history", stored, lambda: dict(records=[], diverged=3))
     assert E.pretrain("tiny", parts=("main",), progress=False) == [3, None]  # the stored run's own outcome
     assert not store.checkpoint_path(stored).exists() and store.checkpoint_path(missing).exists()
+    history = store.read_result(store.result_path("tiny", "history", missing))["value"]  # stored as it finished
+    assert history["diverged"] is None and len(history["records"]) == 1
 
 
 def test_pretrain_through_submitit_trains_the_profile(tmp_path, monkeypatch):

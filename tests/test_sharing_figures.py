@@ -11,7 +11,7 @@ TINY = profiles.Profile(name="tiny-shared", description="test", device="cpu", da
 DIVERGES = "resnet110-shared"
 
 
-def fake_run(spec, progress=False):
+def fake_run(spec, progress=False, wait=True):
     """An untrained network and a made-up history; the naive shared model 'diverges' at epoch 1."""
     diverged = 1 if spec.arch == DIVERGES else None
     n = 1 if diverged else 2
@@ -55,7 +55,7 @@ def test_fig9_compares_the_fixes_on_one_draw_of_convolution_weights(setting):
 
 def test_table1_marks_diverged_rows_and_counts_parameters(setting, monkeypatch):
     monkeypatch.setattr(figures, "_errors", lambda model, ds: dict(train_err=1.0, test_err=2.0))
-    monkeypatch.setattr(E, "run", lambda spec, progress=False: fake_run(spec) if spec.arch != "resnet38"
+    monkeypatch.setattr(E, "run", lambda spec, progress=False, wait=True: fake_run(spec) if spec.arch != "resnet38"
                         else (E.initial(spec), train.History([], 0)))
     table = figures.table1(setting)
     assert [r["arch"] for r in table.rows][0] == "resnet32" and all(r["params_match"] for r in table.rows)

@@ -206,7 +206,7 @@ TINY = profiles.Profile(name="tiny-beyond", description="test", device="cpu", da
                            batch_size=256, monitor=0, probe_examples=30)
 
 
-def fake_run(spec, progress=False):
+def fake_run(spec, progress=False, wait=True):
     """An untrained network and a made-up one-epoch history (the probes only need weights)."""
     return experiments.initial(spec), train.History([dict(epoch=0, test_acc=0.1 + spec.seed, train_acc=0.1)])
 
