@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
-from bench_precision import Step  # noqa: E402
+from bench_precision import Step, record_rows  # noqa: E402
 from hostinfo import cpu_name  # noqa: E402
 
 
@@ -90,14 +90,7 @@ def main(argv=None) -> int:
     nets = [(a, float(w)) for a, w in (s.split("=") for s in args.archs.split(","))]
     run = dict(date=datetime.date.today().isoformat(), machine=cpu_name(), torch=torch.__version__,
                cores=args.cores, rounds=args.rounds, steps=args.steps, note=args.note, rows=[])
-    for arch, width in nets:
-        row = measure(arch, width, args.cores, args.rounds, args.steps)
-        run["rows"].append(row)
-        print(json.dumps(row), flush=True)
-    path = Path(args.json)
-    runs = json.loads(path.read_text()) if path.exists() else []
-    path.write_text(json.dumps(runs + [run], indent=1) + "\n")
-    print(f"appended to {path}")
+    record_rows(run, nets, lambda arch, width: measure(arch, width, args.cores, args.rounds, args.steps), Path(args.json))
     return 0
 
 

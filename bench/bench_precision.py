@@ -101,15 +101,20 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     run = dict(date=datetime.date.today().isoformat(), machine=cpu_name(), torch=torch.__version__, threads=1,
                cpu_bf16_decision=train.cpu_bf16(), rounds=args.rounds, steps=args.steps, note=args.note, rows=[])
+    record_rows(run, nets, lambda arch, width: measure(arch, width, variants, args.rounds, args.steps), Path(args.json))
+    return 0
+
+
+def record_rows(run: dict, nets: list[tuple[str, float]], measure_one, path: Path) -> None:
+    """``measure_one(arch, width)`` for each network into ``run["rows"]`` (each printed as it comes),
+    then ``run`` appended to the JSON list in ``path``."""
     for arch, width in nets:
-        row = measure(arch, width, variants, args.rounds, args.steps)
+        row = measure_one(arch, width)
         run["rows"].append(row)
         print(json.dumps(row), flush=True)
-    path = Path(args.json)
     runs = json.loads(path.read_text()) if path.exists() else []
     path.write_text(json.dumps(runs + [run], indent=1) + "\n")
     print(f"appended to {path}")
-    return 0
 
 
 if __name__ == "__main__":
