@@ -460,7 +460,10 @@ class TableData:
     roles: tuple[str, ...]
 
     def caption(self) -> str:
-        return FigureData("", "", "", {}, self.meta).caption()
+        n = self.meta.get("train_eval")
+        measured = (f"; errors of the last epoch as training measured them: train on the first {n:,} training "
+                    f"images, un-augmented, test on the test set" if n else "")
+        return FigureData("", "", "", {}, self.meta).caption() + measured
 
     def markdown(self) -> str:
         head = ["model"] + [f"{r} {q}" for r in self.roles for q in ("train err. %", "test err. %", "paper train / test")]
@@ -483,6 +486,12 @@ def _pm(values: list) -> str:
     return f"{np.nanmean(vals):.2f} ± {np.nanstd(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
 
+def _last_epoch_errors(record: dict) -> dict:
+    """Train and test error (%) from a history's last record: ``train_eval_acc`` (un-augmented
+    training images, eval mode) and ``test_acc``."""
+    return dict(train_err=100 * (1 - record["train_eval_acc"]), test_err=100 * (1 - record["test_acc"]))
+
+
 def _errors(model, ds) -> dict:
     """Train and test error (%) of a trained network, evaluated without augmentation."""
     from . import train
@@ -496,7 +505,10 @@ def _errors(model, ds) -> dict:
 
 def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
     """Table 1: train/test error of ResNet-(6n+2) and the UBN-shared models, and their parameters,
-    for each dataset role (default: every role the profile has data for)."""
+    for each dataset role (default: every role the profile has data for). Where the profile
+    records the un-augmented training accuracy per epoch (``Profile.train_eval``) the errors are the
+    last epoch's, as training measured them (so the trained weights need not be kept); elsewhere
+    the trained network is evaluated on the whole training and test sets."""
     from . import paper
 
     roles = roles or tuple(r for r in profiles.ROLES if r in setting.profile.datasets)
@@ -507,10 +519,13 @@ def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
         for role, c in colls.items():
             errs = []
             for s in setting.seeds:
-                if c.run(arch, s)["diverged"] is not None:
+                run = c.run(arch, s)
+                if run["diverged"] is not None:
                     errs.append(dict(train_err=None, test_err=None))
-                    continue
-                errs.append(c.result("errors", arch, s, _errors))
+                elif setting.profile.train_eval:
+                    errs.append(_last_epoch_errors(run["records"][-1]))
+                else:
+                    errs.append(c.result("errors", arch, s, _errors))
             classes = 100 if role == "cifar100" else 10
             row["params"][role] = models.count_parameters(models.build(arch, num_classes=classes))
             row.setdefault("params_trained", {})[role] = models.count_parameters(
@@ -523,5 +538,6 @@ def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
         rows.append(row)
     meta = colls[roles[0]].meta()
     meta["commits"] = sorted(set().union(*(c.commits for c in colls.values())))
+    meta["train_eval"] = setting.profile.train_eval
     return TableData(rows, meta, tuple(roles))
 

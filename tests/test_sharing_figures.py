@@ -76,3 +76,17 @@ def test_table1_has_a_column_group_per_dataset_the_profile_has(setting, monkeypa
     table = figures.table1(profiles.setting(only10.name))
     assert table.roles == ("cifar10",) and "cifar100" not in table.markdown()
     assert scorecard.check("table1", table).verdict in scorecard.VERDICTS
+
+
+def test_table1_reads_the_last_epoch_where_the_profile_records_training_accuracy(setting, monkeypatch):
+    """With ``train_eval`` the errors come from the history (no trained weights needed: the
+    probe is never called) and the caption says what they measure."""
+    recorded = profiles.Profile(name="tiny-recorded", description="test", device="cpu", datasets={"cifar10": "digits"},
+                                widths=TINY.widths, epochs=TINY.epochs, batch_size=256, monitor=40, train_eval=50)
+    monkeypatch.setitem(profiles.PROFILES, recorded.name, recorded)
+    monkeypatch.setattr(figures, "_errors", lambda model, ds: pytest.fail("evaluated the trained weights"))
+    monkeypatch.setattr(E, "run", lambda spec, progress=False, wait=True: (E.initial(spec), train.History(
+        [dict(epoch=0, test_acc=0.5, train_eval_acc=0.6), dict(epoch=1, test_acc=0.75, train_eval_acc=0.9)], None)))
+    table = figures.table1(profiles.setting(recorded.name))
+    assert "| resnet32 | 10.00 | 25.00 |" in table.markdown()
+    assert "train on the first 50 training images, un-augmented" in table.caption()
