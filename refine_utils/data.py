@@ -35,6 +35,8 @@ import torch
 
 DATASETS = ("digits", "cifar10", "cifar10-10k", "cifar100")
 DIGITS_TEST = 500
+#: Test examples of each dataset (CIFAR's test sets: 10,000 images; cifar10-10k keeps the full one).
+TEST_EXAMPLES = {"digits": DIGITS_TEST, "cifar10": 10_000, "cifar10-10k": 10_000, "cifar100": 10_000}
 PAD = 4
 
 # Per-channel statistics of each training set on the 0-1 scale (CIFAR: the official figures).

@@ -204,7 +204,7 @@ def fig8_data(worlds) -> FigureData:
             store[a] = series(runs[k])
     panels = {"accuracy": {f"validation, {a}": acc[a] for a in archs}, "activation norm at initialisation": act,
               "gradient-norm ratio r": r}
-    return FigureData("t", "epoch", "", panels, {}, dict(init_ratio=init, shared="resnet110-shared",
+    return FigureData("t", "epoch", "", panels, dict(dataset="cifar10"), dict(init_ratio=init, shared="resnet110-shared",
                                                          reference="resnet32", unshared="resnet110"))
 
 
@@ -217,11 +217,12 @@ def fig9_data(worlds) -> FigureData:
         acc[label] = series([[0.1, jitter([good_acc if g else bad_acc], s)[0]] for s, g in enumerate(worlds)])
         grow = [10.0, 10.0, 2.0, 2.0][k]
         same[label] = series([[1.0, (grow if g else 10.0) * (1 + 0.01 * s)] for s, g in enumerate(worlds)])
-    return FigureData("t", "epoch", "", {"validation accuracy": acc}, {}, dict(init_same_weights=same))
+    return FigureData("t", "epoch", "", {"validation accuracy": acc}, dict(dataset="cifar10"),
+                      dict(init_same_weights=same))
 
 
-def table1_data(worlds, params=None) -> figures.TableData:
-    good_err = dict(resnet32=8.0, resnet38=7.5, resnet56=7.0, resnet110=6.5, **{"resnet110-ubn": 7.0,
+def table1_data(worlds, params=None, ubn=6.5) -> figures.TableData:
+    good_err = dict(resnet32=8.0, resnet38=7.5, resnet56=7.0, resnet110=6.5, **{"resnet110-ubn": ubn,
                     "resnet146-ubn": 7.0, "resnet182-ubn": 7.0})
     bad_err = dict(good_err, resnet110=9.0, **{"resnet110-ubn": 8.0})
     params = params or dict(resnet38=1000, resnet56=2000, **{"resnet110-ubn": 1100})
@@ -231,7 +232,7 @@ def table1_data(worlds, params=None) -> figures.TableData:
         n = params.get(arch, 500)
         rows.append(dict(arch=arch, params=dict(cifar10=n * 4), params_trained=dict(cifar10=n), params_match=True,
                          cifar10=dict(train_err=errs, test_err=errs, paper=paper.TABLE1["cifar10"][arch])))
-    return figures.TableData(rows, {}, ("cifar10",))
+    return figures.TableData(rows, dict(dataset="cifar10"), ("cifar10",))
 
 
 RULES = {
@@ -313,6 +314,18 @@ def test_table1_counts_parameters_of_the_trained_networks():
     far = dict(resnet38=1000, resnet56=2000, **{"resnet110-ubn": 1800})
     check = scorecard._table1(table1_data((GOOD, GOOD), params=far))[0]
     assert check.value == pytest.approx(0.8) and check.outcome == "fails"
+
+
+def test_accuracy_gaps_within_the_test_sets_sampling_error_read_within_noise():
+    """Two networks' test errors 0.3 % apart on 10,000 images (binomial s.e. of the gap ~0.37 %
+    per seed, ~0.26 % for a two-seed mean) cannot be told apart; 1 % apart they can."""
+    close = scorecard._table1(table1_data((GOOD, GOOD), ubn=7.2))[1]
+    assert close.value == pytest.approx(-0.3) and close.outcome == "within noise"
+    assert close.sampling == pytest.approx(100 * math.sqrt((0.072 * 0.928 + 0.075 * 0.925) / 10_000 / 2), rel=1e-2)
+    assert "test-set sampling ± 0.26 s.e." in close.describe()
+    assert scorecard._table1(table1_data((GOOD, GOOD)))[1].outcome == "holds"
+    digits = scorecard.accuracy_sampling([(1, [0.9]), (-1, [0.8])], "digits")  # 500 test images: wider
+    assert digits == pytest.approx(math.sqrt((0.09 + 0.16) / 500))
 
 
 # ----------------------------------------------------------------------------- rows and rendering
