@@ -51,12 +51,11 @@ class Check:
 
     ``text`` is the condition, ending with its bound in parentheses ("... (< 0)"): the same at
     every profile. ``seeds`` holds the value of every seed ([] for a number that is not per seed,
-    e.g. a parameter count), ``se`` its standard error across seeds (NaN with one seed),
-    ``sampling`` the standard error the finite test examples alone give the seed mean (0: not
-    supplied), ``paper``
+    e.g. a parameter count), ``se`` its standard error across seeds (NaN with one seed), ``paper``
     the paper's number where it gives one, ``group`` the alternative it belongs to (Fig. 7's
     scales), ``reason`` why it was not run, ``counts`` what the measurement counted, quoted beside
-    the bound ("3 zero within noise, 1 positive"). ``holds`` mirrors ``outcome == "holds"``."""
+    the bound ("3 zero within noise, 1 positive"), ``sampling`` the standard error the finite test
+    examples alone give the seed mean (0: not supplied). ``holds`` mirrors ``outcome == "holds"``."""
 
     text: str
     value: float
@@ -64,11 +63,11 @@ class Check:
     outcome: str = ""
     seeds: list[float] = field(default_factory=list)
     se: float = math.nan
-    sampling: float = 0.0
     paper: str = ""
     group: str = ""
     reason: str = ""
     counts: str = ""
+    sampling: float = 0.0
 
     def __post_init__(self):
         self.outcome = self.outcome or ("holds" if self.holds else "fails")
@@ -148,7 +147,7 @@ def judge(text: str, per_seed, above: float | None = None, below: float | None =
         outcome = "fails"
     else:
         outcome = "within noise"
-    return Check(text, mean, False, outcome, [float(x) for x in v], se, sampling, paper, group)
+    return Check(text, mean, False, outcome, [float(x) for x in v], se, paper, group, sampling=sampling)
 
 
 def accuracy_sampling(accuracies: list, dataset: str, scale: float = 1.0) -> float:
