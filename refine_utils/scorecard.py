@@ -85,10 +85,13 @@ class Check:
 
     @property
     def spread(self) -> str:
-        """The seed spread beside the number: '± s.e. (seeds a, b, c)', '(1 seed)' or ''."""
+        """The noise beside the number: the seed spread, '± s.e. (seeds a, b, c)', '(1 seed)' or '',
+        then the test examples' sampling error where the rule supplies it."""
         if len(self.seeds) > 1:
-            return f"± {self.se:.2g} s.e. (seeds {', '.join(f'{v:.3g}' for v in self.seeds)})"
-        return "(1 seed)" if self.seeds else ""
+            out = f"± {self.se:.2g} s.e. (seeds {', '.join(f'{v:.3g}' for v in self.seeds)})"
+        else:
+            out = "(1 seed)" if self.seeds else ""
+        return out + (f"; test-set sampling ± {self.sampling:.2g} s.e." if self.sampling else "")
 
     def describe(self, bold: bool = False) -> str:
         """'text: value ± spread; paper: x' (or the reason it was not run)."""
@@ -96,7 +99,6 @@ class Check:
             return f"{self.label}: not run ({self.reason})"
         number = f"**{self.value:.3g}**" if bold else f"{self.value:.3g}"
         out = " ".join(p for p in (f"{self.label}: {number}", self.spread) if p)
-        out += f"; test-set sampling ± {self.sampling:.2g} s.e." if self.sampling else ""
         return out + (f"; paper: {self.paper}" if self.paper else "")
 
 

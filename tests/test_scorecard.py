@@ -322,7 +322,7 @@ def test_accuracy_gaps_within_the_test_sets_sampling_error_read_within_noise():
     close = scorecard._table1(table1_data((GOOD, GOOD), ubn=7.2))[1]
     assert close.value == pytest.approx(-0.3) and close.outcome == "within noise"
     assert close.sampling == pytest.approx(100 * math.sqrt((0.072 * 0.928 + 0.075 * 0.925) / 10_000 / 2), rel=1e-2)
-    assert "test-set sampling ± 0.26 s.e." in close.describe()
+    assert "(seeds -0.3, -0.3); test-set sampling ± 0.26 s.e.; paper" in close.describe()  # the verdict box too
     assert scorecard._table1(table1_data((GOOD, GOOD)))[1].outcome == "holds"
     shown = scorecard.reported("a share", [0.3, 0.4], paper="0.5")  # positional fields keep their meaning
     assert shown.sampling == 0 and shown.describe().endswith("; paper: 0.5")
