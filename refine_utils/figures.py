@@ -460,10 +460,8 @@ class TableData:
     roles: tuple[str, ...]
 
     def caption(self) -> str:
-        n = self.meta.get("train_eval")
-        measured = (f"; errors of the last epoch as training measured them: train on the first {n:,} training "
-                    f"images, un-augmented, test on the test set" if n else "")
-        return FigureData("", "", "", {}, self.meta).caption() + measured
+        note = self.meta.get("note")
+        return FigureData("", "", "", {}, self.meta).caption() + (f". {note}" if note else "")
 
     def markdown(self) -> str:
         head = ["model"] + [f"{r} {q}" for r in self.roles for q in ("train err. %", "test err. %", "paper train / test")]
@@ -538,6 +536,8 @@ def table1(setting: Setting, roles: tuple[str, ...] | None = None) -> TableData:
         rows.append(row)
     meta = colls[roles[0]].meta()
     meta["commits"] = sorted(set().union(*(c.commits for c in colls.values())))
-    meta["train_eval"] = setting.profile.train_eval
+    if setting.profile.train_eval:
+        meta["note"] = (f"Errors of the last epoch, as training measured them: train on the first "
+                        f"{setting.profile.train_eval:,} training images (un-augmented), test on the test set.")
     return TableData(rows, meta, tuple(roles))
 

@@ -207,8 +207,9 @@ def provenance(meta: dict) -> str:
     commits = meta["commits"]
     where = (f"commit{'s' if len(commits) > 1 else ''} " + ", ".join(f"<code>{c}</code>" for c in commits)
              if commits else "no stored results")
+    note = f" {escape(meta['note'])}" if meta.get("note") else ""  # how a table measured its numbers
     return (f"Profile <code>{meta['profile']}</code>: {escape(data.LABELS[meta['dataset']])}{stand_in}; {escape(nets)}; "
-            f"{seeds}; device {meta['device']}. Results computed at {where}.")
+            f"{seeds}; device {meta['device']}.{note} Results computed at {where}.")
 
 
 def grid(rows, here: str = "book/scorecard") -> HTML:

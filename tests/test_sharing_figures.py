@@ -2,7 +2,7 @@
 import pytest
 
 from refine_utils import experiments as E, profiles
-from refine_utils import figures, models, plots, scorecard, train
+from refine_utils import figures, models, page, plots, scorecard, train
 
 # One epoch at tiny widths: training itself is replaced below, so only the structure matters.
 TINY = profiles.Profile(name="tiny-shared", description="test", device="cpu", datasets={"cifar10": "digits", "cifar100": "digits"},
@@ -89,4 +89,7 @@ def test_table1_reads_the_last_epoch_where_the_profile_records_training_accuracy
         [dict(epoch=0, test_acc=0.5, train_eval_acc=0.6), dict(epoch=1, test_acc=0.75, train_eval_acc=0.9)], None)))
     table = figures.table1(profiles.setting(recorded.name))
     assert "| resnet32 | 10.00 | 25.00 |" in table.markdown()
-    assert "train on the first 50 training images, un-augmented" in table.caption()
+    assert "train on the first 50 training images (un-augmented)" in table.caption()
+    assert "train on the first 50 training images (un-augmented)" in page.provenance(table.meta)  # the page's caption
+    monkeypatch.setattr(figures, "_errors", lambda model, ds: dict(train_err=1.0, test_err=2.0))
+    assert "note" not in figures.table1(setting).meta  # evaluated on the whole sets: nothing to add
