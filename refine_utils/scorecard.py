@@ -552,16 +552,17 @@ def _fig9(d: FigureData) -> list[Check]:
     acc = np.stack([_last_defined(_seeds(d.panels["validation accuracy"][k])) for k in labels], 1)  # (seeds, variants)
     gains = np.diff(acc, axis=1)
 
-    def sampling(weights):  # of Σ weights[k] · acc[:, k]
-        return accuracy_sampling([(w, acc[:, k]) for k, w in enumerate(weights) if w], d.meta["dataset"])
+    def sampling(*terms):  # of Σ w · acc[:, k] over the (k, w) terms; a variant named twice adds up
+        w = np.zeros(len(labels))
+        np.add.at(w, [k for k, _ in terms], [x for _, x in terms])
+        return accuracy_sampling([(x, acc[:, k]) for k, x in enumerate(w) if x], d.meta["dataset"])
 
     checks = [judge(f"final validation accuracy, '{labels[k + 1]}' - '{labels[k]}' (> 0)", gains[:, k], above=0,
-                    sampling=sampling(np.eye(len(labels))[k + 1] - np.eye(len(labels))[k]))
-              for k in range(gains.shape[1])]
+                    sampling=sampling((k + 1, 1), (k, -1))) for k in range(gains.shape[1])]
     later = 1 + int(np.nanargmax(np.nanmean(gains[:, 1:], 0)))  # the largest later gain, on the seed mean
-    first_minus_later = np.diff(np.eye(len(labels)), axis=0)[0] - np.diff(np.eye(len(labels)), axis=0)[later]
     checks.append(judge("gain from per-step BN statistics - the largest later gain (> 0)",
-                        gains[:, 0] - gains[:, 1:].max(1), above=0, sampling=sampling(first_minus_later)))
+                        gains[:, 0] - gains[:, 1:].max(1), above=0,
+                        sampling=sampling((1, 1), (0, -1), (later + 1, -1), (later, 1))))
     same = d.extra["init_same_weights"]
     naive = _growth(_seeds(same[labels[0]]))
     calm = np.min(np.stack([_growth(_seeds(same[k])) for k in labels[1:]]), 0) / naive
@@ -578,8 +579,8 @@ def _table1(t) -> list[Check]:
       parameters over ResNet-38, as a share of the step from ResNet-38 to ResNet-56 (the table's
       next size), < 0.5: it sits with ResNet-38, not between it and a larger model;
     - per seed, test error ResNet-110-UBN - ResNet-38 < 0, and ResNet-110 - ResNet-32 < 0, each
-      "within noise" inside twice the test examples' sampling error (the paper's own 0.37 % gap
-      is within it at 4 runs on 10,000 images: ``accuracy_sampling``);
+      "within noise" inside twice the test examples' sampling error (``accuracy_sampling``; the
+      paper's own 0.37 % gap, 4 runs on 10,000 images, sits just outside it: twice ~0.18 %);
     - reported: the share of architectures whose full-width count is the paper's to the unit.
     """
     rows = {row["arch"]: row for row in t.rows}

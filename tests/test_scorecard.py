@@ -326,6 +326,12 @@ def test_accuracy_gaps_within_the_test_sets_sampling_error_read_within_noise():
     assert scorecard._table1(table1_data((GOOD, GOOD)))[1].outcome == "holds"
     shown = scorecard.reported("a share", [0.3, 0.4], paper="0.5")  # positional fields keep their meaning
     assert shown.sampling == 0 and shown.describe().endswith("; paper: 0.5")
+    paper_gap = scorecard.accuracy_sampling([(1, [0.0662] * 4), (-1, [0.0699] * 4)], "cifar10")  # 4 runs
+    assert 2 * paper_gap == pytest.approx(0.0036, abs=1e-4)  # the paper's 0.37 % gap sits just outside
+    fig9 = scorecard._fig9(fig9_data((GOOD,)))[-2]  # 2·acc1 - acc0 - acc2 when the largest later gain is the 2nd
+    p = [0.3, 0.6, 0.65]
+    assert fig9.sampling == pytest.approx(math.sqrt((4 * p[1] * (1 - p[1]) + p[0] * (1 - p[0]) + p[2] * (1 - p[2]))
+                                                    / 10_000), rel=1e-2)
     digits = scorecard.accuracy_sampling([(1, [0.9]), (-1, [0.8])], "digits")  # 500 test images: wider
     assert digits == pytest.approx(math.sqrt((0.09 + 0.16) / 500))
 
