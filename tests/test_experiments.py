@@ -100,7 +100,7 @@ def test_a_part_still_training_is_shown_from_the_fallback_chain_and_computed_fro
     part that fallback omits reads the fallback's own fallback (smoke); the scorecard says "not
     yet run" for the pending part, and computing it reads the profile's own results."""
     staged = dataclasses.replace(profiles.CIFAR10_LONG, name="staged", pending={"sharing": "2 of 18 networks"},
-                       fallback="cifar10-cpu")
+                                 part_seeds={"sharing": 2}, fallback="cifar10-cpu")
     monkeypatch.setitem(profiles.PROFILES, "staged", staged)
     assert profiles.setting("staged").profile.name == "staged" and profiles.setting("staged").standing_in is None
     sharing = profiles.setting("staged", part="sharing")
