@@ -559,7 +559,8 @@ def _fig9(d: FigureData) -> list[Check]:
 
     checks = [judge(f"final validation accuracy, '{labels[k + 1]}' - '{labels[k]}' (> 0)", gains[:, k], above=0,
                     sampling=sampling((k + 1, 1), (k, -1))) for k in range(gains.shape[1])]
-    later = 1 + int(np.nanargmax(np.nanmean(gains[:, 1:], 0)))  # the largest later gain, on the seed mean
+    # the largest later gain on the seed mean (one undefined on any seed never: a run with no record)
+    later = 1 + int(np.argmax(np.nan_to_num(gains[:, 1:].mean(0), nan=-np.inf)))
     checks.append(judge("gain from per-step BN statistics - the largest later gain (> 0)",
                         gains[:, 0] - gains[:, 1:].max(1), above=0,
                         sampling=sampling((1, 1), (0, -1), (later + 1, -1), (later, 1))))

@@ -336,6 +336,16 @@ def test_accuracy_gaps_within_the_test_sets_sampling_error_read_within_noise():
     assert digits == pytest.approx(math.sqrt((0.09 + 0.16) / 500))
 
 
+def test_fig9_reads_not_run_where_the_later_variants_have_no_accuracy():
+    """Variants whose runs left no record (diverged at once) give no gain to judge: "not run",
+    not an error while estimating the sampling error."""
+    d = fig9_data((GOOD,))
+    for label in list(d.panels["validation accuracy"])[2:]:
+        d.panels["validation accuracy"][label] = series([[math.nan, math.nan]])
+    outcomes = [c.outcome for c in scorecard._fig9(d)]
+    assert outcomes[0] == "holds" and outcomes[1:4] == ["not run"] * 3
+
+
 # ----------------------------------------------------------------------------- rows and rendering
 
 
