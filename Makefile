@@ -40,8 +40,8 @@ book: $(STAMP) $(RESULTS_STAMP) $(EXT_STAMP)
 	@echo "    file://$(CURDIR)/_build/html/index.html"
 
 # Recompute (or resume) one profile's results: its networks trained one process per core, then
-# every notebook executed by papermill with profile=$(PROFILE). Checkpoints are cached in
-# $$REFINE_CACHE_DIR (default cache/), results written to results/$(PROFILE)/, executed copies
+# every notebook executed by papermill with profile=$(PROFILE), one kernel per core. Checkpoints
+# are cached in $$REFINE_CACHE_DIR (default cache/), results written to results/$(PROFILE)/, executed copies
 # to _build/executed/$(PROFILE)/. Real CIFAR is read from $$REFINE_DATA_DIR (default ./data), e.g.
 #     make results PROFILE=cifar10-cpu REFINE_DATA_DIR=/path/to/folder/with/cifar10
 PROFILE ?= smoke

@@ -30,29 +30,69 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
             train_only: bool = False, executor: str = "processes", **executor_options) -> list[Path]:
     """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core; or through
     submitit with ``executor`` "slurm"/"local" and its ``executor_options``), then (unless
-    ``train_only``) run every notebook with ``profile=<profile>``; returns the executed copies,
-    written to ``out``."""
-    import papermill
-
+    ``train_only``) run every notebook with ``profile=<profile>``, as many at once; returns the
+    executed copies, written to ``out``, in reading order."""
     # Notebooks run in notebooks/: folders named relative to where this is called stay meant so.
     os.environ["REFINE_DATA_DIR"] = str(data.default_data_dir().resolve())
     for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
         if var in os.environ:
             os.environ[var] = str(Path(os.environ[var]).resolve())
+    workers = workers or os.cpu_count() or 1
     with experiments.pinned_isa(profiles.get_profile(profile).cpu_isa):
-        experiments.pretrain(profile, workers or os.cpu_count() or 1, progress, executor=executor, **executor_options)
+        experiments.pretrain(profile, workers, progress, executor=executor, **executor_options)
         if train_only:
             return []
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        done = []
-        for nb in notebooks():
+        return run_notebooks(profile, out, workers, progress)
+
+
+def _execute_one(nb: Path, out: Path, profile: str, progress_bar: bool) -> Path:
+    """``nb`` executed by papermill into ``out``; a failure says which notebook and where its copy is."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile),
+                                   cwd=str(nb.parent), kernel_name="python3", progress_bar=progress_bar)
+    except Exception as e:
+        e.add_note(f"notebook {nb.name} failed at profile {profile}; its executed copy is {out / nb.name}")
+        raise
+    return out / nb.name
+
+
+def run_notebooks(profile: str, out: Path, workers: int = 1, progress: bool = True) -> list[Path]:
+    """Every figure notebook executed by papermill into ``out``, ``workers`` kernels at a time;
+    the executed copies in reading order.
+
+    Each kernel computes its results single-threaded (``specs.CPU_THREADS``), so one kernel per
+    core is fastest; two notebooks that need one result may both compute it, and each writes
+    the same whole file (``store.write_result``). The first notebook to fail stops the rest."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    todo = notebooks()
+    if workers == 1:
+        for i, nb in enumerate(todo, 1):
             if progress:
-                print(f"executing {nb.name} (profile {profile})", flush=True)
-            papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile),
-                                       cwd=str(nb.parent), kernel_name="python3", progress_bar=progress)
-            done.append(out / nb.name)
-    return done
+                print(f"executing {nb.name} ({i} of {len(todo)} notebooks, profile {profile})", flush=True)
+            _execute_one(nb, out, profile, progress)
+        return [out / nb.name for nb in todo]
+    spawn = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn) as pool:
+        pending = {pool.submit(_execute_one, nb, out, profile, False) for nb in todo}  # started in reading order
+        finished = 0
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    for p in pending:
+                        p.cancel()
+                    raise f.exception()
+                finished += 1
+                if progress:
+                    print(f"executed {f.result().name} ({finished} of {len(todo)} notebooks, profile {profile})",
+                          flush=True)
+    return [out / nb.name for nb in todo]
 
 
 def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = profiles.PARTS,

@@ -98,12 +98,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="also export the trained checkpoint to this file")
     r = sub.add_parser("results", help="compute a profile's results: train its networks, execute every notebook",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train every network the book needs at --profile (resuming from checkpoints; one whose "
-                                   "history results/<profile>/ already holds is not trained again), --workers at a time, then execute every notebook with that profile. Results go to "
-                                   "results/<profile>/ ($REFINE_RESULTS_DIR), checkpoints to cache/ ($REFINE_CACHE_DIR), "
-                                   "CIFAR is read from $REFINE_DATA_DIR (default ./data).")
+                       description="Train every network the book needs at --profile (resuming from checkpoints; one "
+                                   "whose history results/<profile>/ already holds is not trained again), --workers at "
+                                   "a time, then execute every notebook with that profile, --workers kernels at a time. "
+                                   "Results go to results/<profile>/ ($REFINE_RESULTS_DIR), checkpoints to cache/ "
+                                   "($REFINE_CACHE_DIR), CIFAR is read from $REFINE_DATA_DIR (default ./data).")
     r.add_argument("--profile", required=True, help="a profile of refine_utils.profiles.PROFILES")
-    r.add_argument("--workers", type=_positive_int, default=None, help="training processes (default: one per CPU core)")
+    r.add_argument("--workers", type=_positive_int, default=None,
+                   help="training processes, then notebook kernels (default: one per CPU core)")
     r.add_argument("--out", default=None, help="folder for the executed notebooks (default: _build/executed/<profile>)")
     r.add_argument("--train-only", action="store_true",
                    help="only train (or resume) the networks; several such commands may run at once, each "

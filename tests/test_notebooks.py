@@ -1,8 +1,8 @@
 """Every notebook executed from scratch at ``profile=smoke``, then checked with nbval.
 
 The session fixture runs ``book.execute("smoke", ...)``, what ``make results PROFILE=smoke`` runs:
-every network the book needs trained one process per core, then each notebook of the book (in
-reading order, the order of ``_toc.yml``) executed by papermill into a temporary folder, with
+every network the book needs trained one process per core, then each notebook of the book (the
+ones of ``_toc.yml``) executed by papermill, one kernel per core, into a temporary folder, with
 empty checkpoint and results caches, so every trained network and every result is recomputed.
 Then:
 
@@ -146,3 +146,38 @@ def test_bad_parameters_fail_in_the_first_cells(tmp_path, params, message):
         papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=params, cwd=str(nb.parent),
                                    kernel_name="python3", progress_bar=False)
     assert err.value.exec_count <= 3  # the parameters, injected parameters and set-up cells
+
+
+def _tiny_notebook(path: Path, source: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                            "display_name": "Python 3"}})
+    params = nbformat.v4.new_code_cell('profile = "none"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_notebooks_run_side_by_side_return_in_reading_order_and_a_failure_is_named(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    books = [_tiny_notebook(src / f"{name}.ipynb", f'open("{tmp_path}/{name}-" + profile, "w").write("ran")')
+             for name in ("first", "second", "third")]
+    monkeypatch.setattr(book, "notebooks", lambda: books)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert book.run_notebooks("p1", out, workers=2) == [out / nb.name for nb in books]
+    assert sorted(f.name for f in tmp_path.glob("*-p1")) == ["first-p1", "second-p1", "third-p1"]
+    assert sorted(re.findall(r"executed (\w+)\.ipynb \(\d of 3 notebooks, profile p1\)", capsys.readouterr().out)) == \
+        ["first", "second", "third"]
+
+    import papermill
+
+    books[1] = _tiny_notebook(src / "second.ipynb", 'raise ValueError("no such result")')
+    with pytest.raises(papermill.PapermillExecutionError, match="no such result") as err:
+        book.run_notebooks("p2", out, workers=2)
+    assert f"notebook second.ipynb failed at profile p2; its executed copy is {out / 'second.ipynb'}" in \
+        err.value.__notes__
+    assert (out / "second.ipynb").exists()
