@@ -47,52 +47,28 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
         return run_notebooks(profile, out, workers, progress)
 
 
-def _execute_one(nb: Path, out: Path, profile: str, progress_bar: bool) -> Path:
-    """``nb`` executed by papermill into ``out``; a failure says which notebook and where its copy is."""
+def _execute(profile: str, out: Path, nb: str) -> Path:
+    """Notebook ``nb`` executed by papermill into ``out`` with ``profile=<profile>``."""
     import papermill
 
-    try:
-        papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile),
-                                   cwd=str(nb.parent), kernel_name="python3", progress_bar=progress_bar)
-    except Exception as e:
-        e.add_note(f"notebook {nb.name} failed at profile {profile}; its executed copy is {out / nb.name}")
-        raise
+    nb = Path(nb)
+    papermill.execute_notebook(str(nb), str(out / nb.name), parameters=dict(profile=profile), cwd=str(nb.parent),
+                               kernel_name="python3", progress_bar=False)
     return out / nb.name
 
 
 def run_notebooks(profile: str, out: Path, workers: int = 1, progress: bool = True) -> list[Path]:
-    """Every figure notebook executed by papermill into ``out``, ``workers`` kernels at a time;
-    the executed copies in reading order.
+    """Every figure notebook executed into ``out``, ``workers`` kernels at a time (``sweep``'s
+    process pool); the executed copies in reading order. Each kernel computes its results
+    single-threaded (``specs.CPU_THREADS``), so one per core is fastest; two notebooks that need
+    one result may both compute it, each writing the same whole file (``store.write_result``)."""
+    import functools
 
-    Each kernel computes its results single-threaded (``specs.CPU_THREADS``), so one kernel per
-    core is fastest; two notebooks that need one result may both compute it, and each writes
-    the same whole file (``store.write_result``). The first notebook to fail stops the rest."""
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from . import sweep
 
-    todo = notebooks()
-    if workers == 1:
-        for i, nb in enumerate(todo, 1):
-            if progress:
-                print(f"executing {nb.name} ({i} of {len(todo)} notebooks, profile {profile})", flush=True)
-            _execute_one(nb, out, profile, progress)
-        return [out / nb.name for nb in todo]
-    spawn = multiprocessing.get_context("spawn")  # no forked copies of torch's thread pools
-    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn) as pool:
-        pending = {pool.submit(_execute_one, nb, out, profile, False) for nb in todo}  # started in reading order
-        finished = 0
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for f in done:
-                if f.exception() is not None:
-                    for p in pending:
-                        p.cancel()
-                    raise f.exception()
-                finished += 1
-                if progress:
-                    print(f"executed {f.result().name} ({finished} of {len(todo)} notebooks, profile {profile})",
-                          flush=True)
-    return [out / nb.name for nb in todo]
+    job = functools.partial(_execute, profile, out)
+    return sweep.run(job, [str(nb) for nb in notebooks()], executor="processes", workers=workers,
+                     progress=progress, label="notebooks")
 
 
 def compute(profile: str, workers: int | None = None, parts: tuple[str, ...] = profiles.PARTS,

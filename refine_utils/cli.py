@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, experiments, models, profiles, specs, store, train
+from . import data, experiments, models, profiles, specs, store, sweep, train
 
 
 class UsageError(ValueError):
@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             return 128 + stopped.get("signal", signal.SIGINT)
         except OSError as e:  # e.g. a full disk while writing a checkpoint or a result
             print(f"refine: {_os_error(e)}", file=sys.stderr)
+            return 1
+        except sweep.SweepError as e:  # names each failed network or notebook with its error
+            print(f"refine: {e}", file=sys.stderr)
             return 1
 
 

@@ -17,6 +17,7 @@ a re-submitted spec picks its checkpoint up), so a pre-empted job costs only its
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -62,9 +63,14 @@ def run(fn: Callable[[T], R], specs: Sequence[T], executor: Any = "sequential", 
     return results
 
 
-def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None, progress: bool = True) -> list[R]:
+def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None, progress: bool = True,
+          label: str = "runs") -> list[R]:
     """``fn`` over ``specs`` in ``workers`` fresh ("spawn") processes, results in submission order
-    (a progress bar counts finished runs)."""
+    (a progress bar counts finished ``label``).
+
+    Ctrl-C (or SIGTERM, which ``cli`` turns into it) starts nothing more: every running spec is
+    interrupted once (a training worker saves its last epoch), none not yet begun starts, and the
+    interrupt is raised when the workers have stopped."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -73,11 +79,19 @@ def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None, prog
     workers = workers or os.cpu_count() or 1
     if not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fn, spec) for spec in specs]
-        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({workers} processes)", unit="run",
-                      disable=not progress):
-            pass
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_interrupt_once) as pool:
+        futures = [pool.submit(_unless_interrupted, fn, spec) for spec in specs]
+        try:
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=f"{label} ({workers} processes)",
+                          unit=label.rstrip("s"), disable=not progress):
+                pass
+        except KeyboardInterrupt:
+            for f in futures:
+                f.cancel()
+            for worker in multiprocessing.active_children():  # a terminal's Ctrl-C may have reached them already
+                os.kill(worker.pid, signal.SIGINT)
+            raise
         results, failures = [], []
         for spec, future in zip(specs, futures):
             try:
@@ -85,8 +99,30 @@ def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None, prog
             except Exception as e:
                 failures.append(f"{spec!r}: {type(e).__name__}: {e}")
     if failures:
-        raise SweepError(f"{len(failures)} of {len(specs)} runs failed:\n" + "\n".join(failures))
+        raise SweepError(f"{len(failures)} of {len(specs)} {label} failed:\n" + "\n".join(failures))
     return results
+
+
+_interrupted = False  # in a pool worker: a SIGINT came
+
+
+def _interrupt_once() -> None:
+    """A pool worker's first SIGINT raises KeyboardInterrupt, later ones are ignored: a terminal's
+    Ctrl-C and the one ``_pool`` forwards stop a run once, never interrupt its clean stop."""
+    def handler(signum, frame):
+        global _interrupted
+        if not _interrupted:
+            _interrupted = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def _unless_interrupted(fn: Callable[[T], R], spec: T) -> R:
+    """``fn(spec)``, unless this worker was interrupted (a spec queued before the Ctrl-C)."""
+    if _interrupted:
+        raise KeyboardInterrupt(f"{spec!r} not started: interrupted")
+    return fn(spec)
 
 
 def _executor(executor: Any, folder: Path):

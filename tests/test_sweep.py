@@ -54,3 +54,48 @@ def test_failed_runs_are_named_with_their_logs(tmp_path):
 def test_unknown_executor():
     with pytest.raises(ValueError, match="sequential, processes, local, slurm"):
         sweep.run(abs, [1], executor="kubernetes")
+
+
+INTERRUPTED_SWEEP = """
+import pathlib, sys, time
+from refine_utils import sweep
+
+OUT = pathlib.Path(sys.argv[1])
+
+def job(i):
+    (OUT / f"started-{i}").touch()
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        time.sleep(1)  # a clean stop (a checkpoint written) that a second signal must not cut short
+        (OUT / f"stopped-{i}").touch()
+        raise
+    return i
+
+if __name__ == "__main__":
+    try:
+        sweep.run(job, range(5), executor="processes", workers=2, progress=False)
+    except KeyboardInterrupt:
+        (OUT / "raised").touch()
+"""
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c in a terminal", "sigterm to the parent"])
+def test_an_interrupted_pool_stops_its_runs_once_and_starts_no_more(tmp_path, whole_group):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "sweep_job.py"
+    script.write_text(INTERRUPTED_SWEEP)
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path)], start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    deadline = time.time() + 60
+    while len(list(tmp_path.glob("started-*"))) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the third run is queued in a worker by now
+    os.killpg(p.pid, signal.SIGINT) if whole_group else p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=30) == 0
+    made = sorted(f.name for f in tmp_path.iterdir() if f != script)
+    assert made == ["raised", "started-0", "started-1", "stopped-0", "stopped-1"]
