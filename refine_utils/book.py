@@ -30,8 +30,8 @@ def execute(profile: str, out: str | os.PathLike, workers: int | None = None, pr
             train_only: bool = False, executor: str = "processes", **executor_options) -> list[Path]:
     """Train ``profile``'s networks ``workers`` at a time (default: one per CPU core; or through
     submitit with ``executor`` "slurm"/"local" and its ``executor_options``), then (unless
-    ``train_only``) run every notebook with ``profile=<profile>``, as many at once; returns the
-    executed copies, written to ``out``, in reading order."""
+    ``train_only``) run every notebook with ``profile=<profile>``, ``workers`` kernels at a time;
+    returns the executed copies, written to ``out``, in reading order."""
     # Notebooks run in notebooks/: folders named relative to where this is called stay meant so.
     os.environ["REFINE_DATA_DIR"] = str(data.default_data_dir().resolve())
     for var in ("REFINE_CACHE_DIR", "REFINE_RESULTS_DIR"):
