@@ -16,6 +16,7 @@ a re-submitted spec picks its checkpoint up), so a pre-empted job costs only its
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -90,7 +91,8 @@ def _pool(fn: Callable[[T], R], specs: list[T], workers: int | None = None, prog
             for f in futures:
                 f.cancel()
             for worker in multiprocessing.active_children():  # a terminal's Ctrl-C may have reached them already
-                os.kill(worker.pid, signal.SIGINT)
+                with contextlib.suppress(ProcessLookupError):  # one that has just exited
+                    os.kill(worker.pid, signal.SIGINT)
             raise
         results, failures = [], []
         for spec, future in zip(specs, futures):
