@@ -95,7 +95,8 @@ def test_an_interrupted_pool_stops_its_runs_once_and_starts_no_more(tmp_path, wh
     while len(list(tmp_path.glob("started-*"))) < 2 and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)  # the third run is queued in a worker by now
-    # the parent alone: what cli makes of a SIGTERM sent to `refine results` (a KeyboardInterrupt there)
+    # the whole group: a terminal's Ctrl-C; the parent alone: what cli makes of a SIGTERM sent to
+    # `refine results` (a KeyboardInterrupt there)
     os.killpg(p.pid, signal.SIGINT) if whole_group else p.send_signal(signal.SIGINT)
     assert p.wait(timeout=30) == 0
     made = sorted(f.name for f in tmp_path.iterdir() if f != script)
