@@ -201,7 +201,7 @@ CIFAR10_LONG = Profile(
     name="cifar10-long",
     description="real CIFAR-10 on a CPU, trained toward the paper's regime: the 10k training subset, the full test set, "
                 "the paper's depths at reduced width, 40-50 epochs of the paper's learning rates with half the epochs "
-                "at the first rate, 3 seeds (the shared-block part: 1 seed so far), the ViT 200 epochs of its own recipe",
+                "at the first rate, 3 seeds (the shared-block part: 2), the ViT 200 epochs of its own recipe",
     device="cpu",
     datasets={"cifar10": "cifar10-10k"},
     # Sized by measured one-thread float32 step times (batch 128, both cores busy; bench/README.md):
@@ -224,15 +224,14 @@ CIFAR10_LONG = Profile(
     # part's 18 ~22 (ResNet-110's rate scaled by depth), pilots ~3. Spent by the end of that part's
     # first seed: about 65 with every check and pilot, ~9 of them on runs lost unfinished with two
     # changes of machine; the later machines ran 110-layer epochs at 2.0-3.2 min, not 1.6. Its
-    # second seed needs ~16 more.
+    # second seed took about 25 more (epochs of its 110- to 182-layer nets 2.0-4.3 min beside another
+    # run, by machine; ~3 of them on runs lost with a third change of machine): ~90 in all.
     widths={**{a: 0.5 for a in models.ARCHS if a.startswith("resnet")},
             "single-representation": 0.25, "avg-pooling": 0.16, "wide": 0.1},
     # The ViT runs at width 1 (1.02M parameters).
     epochs={"resnet110": 50, "avg-pooling": 40, "single-representation": 50, "wide": 50, "vit": 200},
     seeds=3,
-    # Published part by part: the shared-block part at its first seed while its second trains; 2
-    # when that seed is in.
-    part_seeds={"sharing": 1, "beyond": 2},
+    part_seeds={"sharing": 2, "beyond": 2},
     part_epochs={"sharing": {a: 50 for a in models.ARCHS if a.startswith("resnet")}},
     omitted={"cifar100": "the machines this profile is for have no CIFAR-100"},
     fallback="cifar10-cpu",
@@ -248,7 +247,6 @@ CIFAR10_LONG = Profile(
 
 CIFAR10_GPU = replace(
     CIFAR10_LONG, name="cifar10-gpu", device="cuda", widths={}, part_widths={}, fallback="smoke",
-    part_seeds={"sharing": 2, "beyond": 2},
     description="cifar10-long at the paper's full widths on a GPU: the same data, epochs, schedules and seeds "
                 "(the ladder's GPU point: `make results PROFILE=cifar10-gpu`, bench/gpu_profile.sh on a device)")
 
